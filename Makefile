@@ -1,0 +1,29 @@
+# The one way to run things. See README.md.
+PY := .venv/bin/python
+STATE ?= $(CURDIR)/.lab
+
+.PHONY: setup test demo bench pack lab-up lab-down lint
+
+setup:
+	sh tools/setup.sh
+
+# set up the machine, then run every test (CI runs exactly this)
+test: setup
+	$(PY) -m vermin --no-tips --violations -t=3.6- dom0_plugin
+	$(PY) -m pytest tests
+
+# bring up a lab pool and walk through the product on it
+demo: setup
+	$(PY) tools/demo.py
+
+bench: setup
+	$(PY) -m bench
+
+pack: setup
+	$(PY) -m pack --out build/pack
+
+lab-up: setup
+	$(PY) -m lab up --state $(STATE)
+
+lab-down:
+	$(PY) -m lab down --state $(STATE)

@@ -1,0 +1,67 @@
+"""Choosing how to reach a VM's Docker Engine. Each transport lives in its own module and
+offers the same thing: `docker()`, a Docker API client for that VM."""
+import logging
+
+from dom0_plugin import constants as C
+from dom0_plugin import pool_key, ssh_transport, xapi_vm
+from dom0_plugin.docker_api import DockerClient
+
+log = logging.getLogger(__name__)
+
+
+class SshTransport(object):
+    """A fresh SSH connection (the plugin's direct path when no warm one is at hand)."""
+
+    name = C.MODE_SSH
+
+    def __init__(self, session, vm):
+        self.session = session
+        self.vm = vm
+        self.conn = None
+        self.client = None
+
+    def connect(self):
+        pinned = ssh_transport.parse_pin(self.vm.other_config.get(C.KEY_HOSTKEY))
+        conn = ssh_transport.SshConnection(
+            self.vm.uuid, xapi_vm.addresses(self.session, self.vm), username_of(self.vm),
+            pkey=pool_key.private_key(self.session), pinned=pinned)
+        conn.open()
+        if pinned is None:
+            # first contact of a VM registered without `prepare`: pin what we saw, loudly
+            log.warning("VM %s: pinning SSH host key %s on first use", self.vm.uuid,
+                        ssh_transport.fingerprint(conn.host_key))
+            xapi_vm.set_key(self.session, self.vm.ref, C.KEY_HOSTKEY,
+                            ssh_transport.format_pin(conn.host_key))
+        self.conn = conn
+        return conn
+
+    def docker(self):
+        if self.client is None:
+            conn = self.conn or self.connect()
+            self.client = DockerClient(conn.dial_stdio, vm=self.vm.uuid)
+        return self.client
+
+    def close(self):
+        if self.client is not None:
+            self.client.close()
+        if self.conn is not None:
+            self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def username_of(vm):
+    return vm.other_config.get(C.KEY_USERNAME) or C.DEFAULT_USERNAME
+
+
+def open_for(session, vm):
+    """The transport for this VM (its registration mode; SSH by default)."""
+    mode = vm.other_config.get(C.KEY_TRANSPORT, C.MODE_SSH)
+    if mode == C.MODE_SSH:
+        return SshTransport(session, vm)
+    from dom0_plugin.errors import InvalidArgument
+    raise InvalidArgument(C.KEY_TRANSPORT, "transport %r is not available" % mode[:20])

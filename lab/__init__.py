@@ -1,0 +1,1 @@
+"""The lab: a XenServer pool on one Linux machine (see README.md, "The lab")."""
