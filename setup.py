@@ -10,18 +10,18 @@ setup(
     python_requires=">=3.6",
     extras_require={
         # what dom0 needs besides its own XenAPI module (shipped in the pack as cp36 wheels)
-        "dom0": ["paramiko", "click"],
+        "dom0": ["paramiko", "click", "asyncssh"],
         # the guest agent (Python >= 3.8 in the guest)
         "agent": ["docker"],
         # the lab: a pool on one Linux machine
         "lab": ["XenAPI"],
         # the test and benchmark tools
         "test": ["pytest", "pytest-timeout", "hypothesis", "vermin", "XenAPI", "docker",
-                 "paramiko", "click"],
+                 "paramiko", "click", "asyncssh"],
     },
     entry_points={
         "console_scripts": [
-            "xscontainer = dom0_plugin.cli:main",
+            "xscontainer = dom0_plugin.cli:run",
             "xscontainer-agent = guest_agent.agent:main",
         ],
     },

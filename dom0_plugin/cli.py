@@ -289,5 +289,22 @@ def list_vms(pool, as_json):
            lambda r: _table(r, ["name", "uuid", "power_state", "registered", "mode"]))
 
 
+def run():
+    """Entry point. dom0's Python 3.6 often runs without a UTF-8 locale (cron, ssh, xapi):
+    click 8.0 then refuses to start. Print ASCII with escapes instead of failing."""
+    import io
+    if (sys.stdout.encoding or "").lower() in ("ascii", "ansi_x3.4-1968"):
+        sys.stdout = io.TextIOWrapper(sys.stdout.buffer, "ascii", "backslashreplace",
+                                      line_buffering=True)
+        sys.stderr = io.TextIOWrapper(sys.stderr.buffer, "ascii", "backslashreplace",
+                                      line_buffering=True)
+        try:
+            import click.core
+            click.core._verify_python_env = lambda: None
+        except (ImportError, AttributeError):
+            pass
+    main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

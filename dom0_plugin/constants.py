@@ -108,6 +108,7 @@ ERR_RESPONSE_TOO_LARGE = "XSCONTAINER_RESPONSE_TOO_LARGE"      # [vm, what, limi
 # monitor's freshness record.
 KEY_HOSTKEY = "xscontainer-hostkey"
 KEY_TRANSPORT = "xscontainer-transport"
+KEY_HOSTKEY_REFUSED = "xscontainer-hostkey-refused"   # last refused key (one message each)
 KEY_STATUS = "xscontainer-status"
 STATUS_KEYS = (KEY_STATUS,)
 # pool.other_config: uuid of the XAPI secret holding the pool's SSH private key.
@@ -127,6 +128,9 @@ ERR_NO_SUCH_VM = "XSCONTAINER_NO_SUCH_VM"                      # [vmuuid]
 # Failures of a lifecycle call that also post a XAPI message on the VM.
 DOCKER_FAILURE_CODES = (ERR_DOCKER_ERROR, ERR_DOCKER_UNAVAILABLE, ERR_NO_SUCH_CONTAINER)
 MESSAGE_OPERATION_FAILED = "XSCONTAINER_OPERATION_FAILED"
+# Posted by the monitor on a VM it could not reach for a grace period; removed when
+# monitoring recovers (see dom0_plugin/monitor/status.py).
+MESSAGE_CANNOT_MONITOR = "XSCONTAINER_CANNOT_MONITOR"
 
 # Bounds of the new functions' answers (a XAPI reply must stay well under 300 KiB).
 LOGS_MAX_BYTES = 64 * 1024  # JSON escaping may grow it several times

@@ -557,10 +557,15 @@ class DockerClient(object):
         """Docker's ``GET /info``."""
         return self._json("GET", self._path("/info"))
 
-    def ps(self, all=True):
-        """Docker's ``GET /containers/json`` (every container when ``all``)."""
-        return self._json("GET", self._path("/containers/json"),
-                          {"all": "1" if all else "0"}, expect=list)
+    def ps(self, all=True, filters=None):
+        """Docker's ``GET /containers/json`` (every container when ``all``).
+
+        ``filters``: Docker's list filters, e.g. {"id": [full ids]} (see _check_filters).
+        """
+        query = {"all": "1" if all else "0"}
+        if filters:
+            query["filters"] = json.dumps(_check_filters(filters), sort_keys=True)
+        return self._json("GET", self._path("/containers/json"), query, expect=list)
 
     def _container_path(self, ref, suffix):
         ref = validate.container_ref(ref)

@@ -49,6 +49,7 @@ def prepare(session, vm, username, password):
     xapi_vm.set_key(session, vm.ref, C.KEY_HOSTKEY, ssh_transport.format_pin(host_key),
                     vm.other_config)
     xapi_vm.set_key(session, vm.ref, C.KEY_USERNAME, username, vm.other_config)
+    xapi_vm.remove_key(session, vm.ref, C.KEY_HOSTKEY_REFUSED, vm.other_config)
     if pinned_before and pinned_before != host_key:
         log.warning("VM %s: host key re-pinned by prepare: %s -> %s", vm.uuid,
                     ssh_transport.fingerprint(pinned_before),

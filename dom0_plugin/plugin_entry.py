@@ -22,7 +22,8 @@ def setup_logging(path=LOG_FILE):
     if root.handlers:
         return
     try:
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=2 << 20, backupCount=3)
+        # logrotate (the pack's /etc/logrotate.d entry) rotates it: reopen when it moves
+        handler = logging.handlers.WatchedFileHandler(path)
     except OSError:
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s "
@@ -81,6 +82,14 @@ def handler(fn, failure_cls):
             raise
     call.__name__ = fn
     return call
+
+
+def repair_argv(argv):
+    """xapi passes UTF-8 text, but without a locale Python 3.6 decodes argv as ASCII with
+    surrogate escapes, which XML-RPC parsing then chokes on: decode it as the UTF-8 it is."""
+    import os
+    for i in range(1, len(argv)):
+        argv[i] = os.fsencode(argv[i]).decode("utf-8", "replace")
 
 
 def table(failure_cls):

@@ -5,6 +5,7 @@ import logging
 from dom0_plugin import constants as C
 from dom0_plugin import pool_key, ssh_transport, xapi_vm
 from dom0_plugin.docker_api import DockerClient
+from dom0_plugin.errors import HostKeyMismatch
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,11 @@ class SshTransport(object):
         conn = ssh_transport.SshConnection(
             self.vm.uuid, xapi_vm.addresses(self.session, self.vm), username_of(self.vm),
             pkey=pool_key.private_key(self.session), pinned=pinned)
-        conn.open()
+        try:
+            conn.open()
+        except HostKeyMismatch as e:
+            report_hostkey_mismatch(self.session, self.vm, e)
+            raise
         if pinned is None:
             # first contact of a VM registered without `prepare`: pin what we saw, loudly
             log.warning("VM %s: pinning SSH host key %s on first use", self.vm.uuid,
@@ -54,6 +59,16 @@ class SshTransport(object):
         self.close()
 
 
+def report_hostkey_mismatch(session, vm, error):
+    """One XAPI message per offending key (not one per attempt): the admin must act."""
+    offered = error.params[2]
+    if vm.other_config.get(C.KEY_HOSTKEY_REFUSED) == offered:
+        return
+    xapi_vm.post_message(session, vm.uuid, C.ERR_HOSTKEY_MISMATCH, error.message(),
+                         priority=2)
+    xapi_vm.set_key(session, vm.ref, C.KEY_HOSTKEY_REFUSED, offered, vm.other_config)
+
+
 def username_of(vm):
     return vm.other_config.get(C.KEY_USERNAME) or C.DEFAULT_USERNAME
 
@@ -62,6 +77,9 @@ def open_for(session, vm):
     """The transport for this VM (its registration mode; SSH by default)."""
     mode = vm.other_config.get(C.KEY_TRANSPORT, C.MODE_SSH)
     if mode == C.MODE_SSH:
-        return SshTransport(session, vm)
+        # fast path: the local monitor's warm connection; direct SSH when it can't serve
+        from dom0_plugin import monitor_client
+        fast = monitor_client.transport_for(vm.uuid, lambda: SshTransport(session, vm))
+        return fast or SshTransport(session, vm)
     from dom0_plugin.errors import InvalidArgument
     raise InvalidArgument(C.KEY_TRANSPORT, "transport %r is not available" % mode[:20])

@@ -104,11 +104,12 @@ def host_spec(paths, index, host, python, dom0_root=None):
     """What the namespace of one host mounts (consumed by lab.hostns in the new namespace)."""
     hdir = paths.host_dir(host["name"])
     soft = prepare(paths)
+    # The lab's sockets are reached through a bind of the real run dir: a socket seen
+    # through an overlay (or behind the namespace's private /run) refuses connections.
+    sockets = "/var/lib/xscng-lab"
     binds = [
+        (paths.run, sockets, "dir"),
         (host["plugin_dir"], PLUGIN_DIR, "dir"),
-        # symlinks, not binds: the sockets may not exist yet and are recreated on restarts
-        (paths.host_socket(index), "/var/lib/xcp/xapi", "symlink"),
-        (paths.xenstored_socket, "/run/xenstored/socket", "symlink"),
         (os.path.join(hdir, "log"), "/var/log", "dir"),
         (soft["site"], "/usr/lib/xscontainer-lab-site", "dir"),
         (python, "/usr/bin/python3", "file"),
@@ -117,6 +118,11 @@ def host_spec(paths, index, host, python, dom0_root=None):
         binds.append((os.path.join(dom0_root, LIBDIR.lstrip("/")), LIBDIR, "dir"))
     else:
         binds.append((soft["lib"], LIBDIR, "dir"))
+    symlinks = [
+        (os.path.join(sockets, os.path.basename(paths.host_socket(index))), "/var/lib/xcp/xapi"),
+        (os.path.join(sockets, os.path.basename(paths.xenstored_socket)),
+         "/run/xenstored/socket"),
+    ]
     files = {
         "/etc/xensource-inventory": "".join(
             "%s='%s'\n" % kv for kv in (("INSTALLATION_UUID", host["uuid"]),
@@ -125,8 +131,9 @@ def host_spec(paths, index, host, python, dom0_root=None):
                                         ("PRODUCT_VERSION", "8.3.0"))),
         "/etc/xensource/pool.conf": "master" if index == 0 else "slave:127.0.0.1",
     }
-    return {"overlays": ["/etc", "/var", "/usr", "/run"],
-            "overlay_dir": os.path.join(hdir, "ovl"), "binds": binds, "files": files}
+    return {"overlays": ["/etc", "/var", "/usr"], "tmpfs": ["/run"],
+            "overlay_dir": os.path.join(hdir, "ovl"), "binds": binds, "symlinks": symlinks,
+            "files": files}
 
 
 def start_host_namespace(paths, rt, name, spec):

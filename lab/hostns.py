@@ -14,6 +14,7 @@ def mount(*args):
 
 
 def setup(spec):
+    # order matters: binds reach the real /run before a private tmpfs covers it
     for i, lower in enumerate(spec["overlays"]):
         upper = os.path.join(spec["overlay_dir"], "%d.upper" % i)
         work = os.path.join(spec["overlay_dir"], "%d.work" % i)
@@ -21,17 +22,7 @@ def setup(spec):
         os.makedirs(work, exist_ok=True)
         mount("-t", "overlay", "overlay", "-o",
               "lowerdir=%s,upperdir=%s,workdir=%s" % (lower, upper, work), lower)
-    for path, content in spec["files"].items():
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(content)
     for source, target, kind in spec["binds"]:
-        if kind == "symlink":
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            if os.path.lexists(target):
-                os.unlink(target)
-            os.symlink(source, target)
-            continue
         if kind == "dir":
             os.makedirs(target, exist_ok=True)
         else:
@@ -39,6 +30,17 @@ def setup(spec):
             if not os.path.lexists(target):
                 open(target, "w").close()
         mount("--bind", source, target)
+    for target in spec["tmpfs"]:
+        mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", target)
+    for source, target in spec["symlinks"]:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.lexists(target):
+            os.unlink(target)
+        os.symlink(source, target)
+    for path, content in spec["files"].items():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(content)
 
 
 def main():

@@ -324,7 +324,7 @@ def down(state):
     for user in set(rec.get("users", {})) | set(_leftover_users(paths)):
         vm.remove_user(rt, user)
     # anything else still running from our directories is ours (container shims, sessions)
-    for marker in (paths.run, paths.state):
+    for marker in (paths.run + "/", os.path.join(paths.state, "vms") + "/"):
         for pid in proc.pids_with(marker):
             proc.stop(pid, marker, timeout=5)
     vm.unmount_below(paths.run)

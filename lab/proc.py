@@ -25,19 +25,20 @@ def cmdline(pid):
 def alive(pid, marker=None):
     """True when pid runs and (if given) its command line contains marker.
 
-    The marker guards against pid reuse: we only ever signal what we started.
+    The marker guards against pid reuse: we only ever signal what we started. A process
+    caught between fork and exec has an empty command line: it counts as alive.
     """
-    line = cmdline(pid)
-    if line is None or not line.strip():
-        return False
     try:
         with open("/proc/%d/stat" % pid) as f:
             if f.read().rsplit(")", 1)[1].split()[0] == "Z":
                 _reap(pid)
                 return False
-    except OSError:
+    except (OSError, IndexError):
         return False
-    return marker is None or marker in line
+    line = cmdline(pid)
+    if line is None:
+        return False
+    return marker is None or not line.strip() or marker in line
 
 
 def _reap(pid):
@@ -72,11 +73,25 @@ def stop(pid, marker=None, timeout=10.0, sig=signal.SIGTERM):
         time.sleep(0.05)
 
 
+def _ancestors():
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
 def pids_with(marker):
-    """Pids of processes whose command line contains marker (our unique run-dir path)."""
+    """Pids of processes whose command line contains marker (our unique run-dir path),
+    never this process or its ancestors (whose command line may name the lab too)."""
     found = []
+    mine = _ancestors()
     for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != os.getpid():
+        if name.isdigit() and int(name) not in mine:
             line = cmdline(int(name))
             if line and marker in line:
                 found.append(int(name))

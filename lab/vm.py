@@ -172,7 +172,13 @@ def start_engine(paths, spec):
         return pid
     os.makedirs(spec["data_root"], exist_ok=True)
     os.makedirs(spec["exec_root"], exist_ok=True)
+    etc = os.path.join(paths.vm_state(spec["name"]), "etc-docker")
+    os.makedirs(etc, exist_ok=True)
+    # Its own mount namespace too: the engine keeps its identity (key.json) in /etc/docker,
+    # which each VM must have to itself, and its container mounts vanish with it.
     argv = _ns_argv(spec, [
+        "unshare", "--mount", "--propagation", "private", "--",
+        "sh", "-c", 'mount --bind "$0" /etc/docker && exec "$@"', etc,
         "dockerd", "--host", "unix://" + spec["docker_socket"],
         "--data-root", spec["data_root"], "--exec-root", spec["exec_root"],
         "--pidfile", os.path.join(spec["run"], "dockerd.pid"), "--group", "docker",

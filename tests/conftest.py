@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from tests.labfixture import start_lab, stop_lab
@@ -7,7 +9,8 @@ from tests.labfixture import start_lab, stop_lab
 def lab():
     """One lab pool (2 hosts, 2 VMs, monitor on) shared by the tests that only read it
     or put back what they change."""
-    running = start_lab("--hosts", "2", "--vms", "2")
+    extra = os.environ.get("XSCNG_LAB_ARGS", "").split()  # e.g. --no-monitor while debugging
+    running = start_lab("--hosts", "2", "--vms", "2", *extra)
     try:
         yield running
     finally:

@@ -346,8 +346,6 @@ class Api(object):
         """Dispatch one call; returns the wire Value or raises ApiError."""
         m = self.lookup(name)
         if m is None:
-            if name == "system.listMethods":
-                return sorted(x.name for x in self.methods.values())
             raise ApiError("MESSAGE_METHOD_UNKNOWN", [name])
         given = len(params) - (1 if m.session else 0)
         need = len(m.params)

@@ -8,6 +8,7 @@ memory only) with their deletion generation, and ``event.from`` tokens are
 with their own generation counter, as xapi keeps them in their own store. Both counters
 are persisted, so a token from before a restart stays valid (xapi persists its
 generation count in the database too); deletions before a restart are not replayed.
+Writes are flushed to the file (temp file + rename) within ~50 ms.
 """
 import json
 import os
@@ -19,6 +20,8 @@ from . import schema
 from .wire import ApiError
 
 FORMAT = 1
+RESTART_MARGIN = 1000000
+DOMID_MARGIN = 64
 
 
 def new_ref():
@@ -235,9 +238,12 @@ class Database(object):
             return False
         with open(self.path) as f:
             data = json.load(f)
-        self.gen = int(data.get("generation", 0))
-        self.msg_gen = int(data.get("message_generation", 0))
-        self.next_domid = int(data.get("next_domid", 1))
+        # Writes made just before a crash may not have reached the file, so a client may
+        # hold a token newer than the saved counters: jump past anything it can hold so
+        # that changes after the restart are never hidden from an old token.
+        self.gen = int(data.get("generation", 0)) + RESTART_MARGIN
+        self.msg_gen = int(data.get("message_generation", 0)) + RESTART_MARGIN
+        self.next_domid = int(data.get("next_domid", 1)) + DOMID_MARGIN
         for t, objs in data.get("tables", {}).items():
             if t not in self.tables:
                 continue
@@ -245,6 +251,8 @@ class Database(object):
                 rec = schema.default_record(t)
                 rec.update(o["rec"])
                 self.tables[t][ref] = _Obj(rec, int(o["ctime"]), int(o["mtime"]))
+        domids = [o.rec["domid"] for o in self.tables["VM"].values()]
+        self.next_domid = max([self.next_domid] + [d + 1 for d in domids])
         for ref, o in data.get("messages", {}).items():
             rec = schema.default_record("message")
             rec.update(o["rec"])

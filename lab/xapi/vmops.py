@@ -32,7 +32,10 @@ _ALLOWED = {
 _TEMPLATE_OK = ("changing_dynamic_range", "changing_VCPUs", "clone", "destroy")
 # Operations a snapshot allows; everything else is VM_IS_SNAPSHOT.
 _SNAPSHOT_OK = ("clone", "destroy", "hard_shutdown")
-_CONTROL_DOMAIN_OK = ("snapshot", "changing_dynamic_range", "changing_VCPUs_live")
+# What a control domain allows (the rest: OPERATION_NOT_ALLOWED); dom0 itself refuses
+# changing_VCPUs and destroy too.
+_CONTROL_DOMAIN_OK = ("changing_dynamic_range", "start", "start_on", "changing_VCPUs",
+                      "destroy")
 
 GUEST_METRICS_MAPS = ("networks", "other", "os_version", "PV_drivers_version", "services",
                       "memory", "disks")
@@ -73,9 +76,10 @@ def _error(rec, op, ref):
             return ("VM_IS_TEMPLATE", [ref, op])
     if rec["is_a_snapshot"] and op not in _SNAPSHOT_OK:
         return ("VM_IS_SNAPSHOT", [ref, op])
+    if op in ("changing_VCPUs", "destroy") and rec["is_control_domain"] and rec["domid"] == 0:
+        return ("OPERATION_NOT_ALLOWED", ["This operation is not allowed on dom0"])
     if rec["is_control_domain"] and op not in _CONTROL_DOMAIN_OK:
-        return ("OPERATION_NOT_ALLOWED",
-                ["This operation is not allowed on the control domain"])
+        return ("OPERATION_NOT_ALLOWED", ["This operation is not allowed on a control domain"])
     return None
 
 
@@ -104,13 +108,12 @@ class VmOps(object):
         with self.db.lock:
             self.busy.pop(vm, None)
 
-    def _hook(self, op, rec, host, domid, old_domid=None):
+    def _hook(self, op, vm_uuid, host_uuid, domid, old_domid=None):
         """Run the lab's VM hook (if configured) outside the database lock."""
         hook = self.sim.vm_hook
         if not hook:
             return None
-        host_uuid = self.db.get("host", host)["uuid"] if host != NULL_REF else ""
-        argv = list(hook) + [op, rec["uuid"], host_uuid, str(domid)]
+        argv = list(hook) + [op, vm_uuid, host_uuid, str(domid)]
         if old_domid is not None:
             argv.append(str(old_domid))
         try:
@@ -128,7 +131,9 @@ class VmOps(object):
         try:
             data = json.loads(text)
         except ValueError:
-            data = None
+            data = ()
+        if data is None:
+            return None
         if not isinstance(data, dict):
             raise ApiError("INTERNAL_ERROR", ["vm_hook %s printed no JSON object: %s"
                                               % (op, text[:500])])
@@ -174,6 +179,11 @@ class VmOps(object):
             rec = self._begin(vm, op)
             try:
                 hook_args, changes, kw = plan(rec)
+                if hook_args:
+                    # (op, rec, host ref, domid[, old domid]) -> the hook's own argv
+                    host = hook_args[2]
+                    host_uuid = self.db.get("host", host)["uuid"] if host != NULL_REF else ""
+                    hook_args = (hook_args[0], rec["uuid"], host_uuid) + tuple(hook_args[3:])
             except Exception:
                 self.busy.pop(vm, None)
                 raise

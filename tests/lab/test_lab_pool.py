@@ -168,7 +168,7 @@ if __name__ == "__main__":
     assert name == "host1"
     assert encoding.lower() in ("ascii", "ansi_x3.4-1968")
     assert home == "None"
-    assert "HOME" not in env and "USER" not in env and "PATH" in env
+    assert "'HOME'" not in env and "'USER'" not in env and "'PATH'" in env
 
 
 def test_power_operations_change_the_vm_for_real(lab):

@@ -1,0 +1,5 @@
+import sys
+
+from pack.build import main
+
+sys.exit(main())
