@@ -57,6 +57,7 @@ class Follower(object):
         self.message_posted = self.status is not None and self.status.state == st.UNREACHABLE
         self.connected_at = None
         self.connects = 0
+        self.timings = None     # (connect seconds, resync seconds) of the last session
         # work for the flush loop
         self.wake = None
         self.poke = None
@@ -73,7 +74,6 @@ class Follower(object):
         self.wiped = None       # the copied status we already asked to remove
         self._grace_handle = None
         self._verify_handle = None
-        self._info_handle = None
 
     # ------------------------------------------------------------ lifecycle (loop)
     def start(self):
@@ -86,7 +86,7 @@ class Follower(object):
     def stop(self):
         """Stop following (the VM left this host, halted or was deregistered)."""
         self.stopping = True
-        for handle in (self._grace_handle, self._verify_handle, self._info_handle):
+        for handle in (self._grace_handle, self._verify_handle):
             if handle is not None:
                 handle.cancel()
         if self.task is not None:
@@ -162,6 +162,7 @@ class Follower(object):
 
     async def _session(self, backoff):
         view = self.view
+        began = time.monotonic()
         key = await self.hub.client_key()
         pinned = ssh_transport.parse_pin(view.hostkey)
         try:
@@ -179,6 +180,7 @@ class Follower(object):
                         ssh_transport.fingerprint(host_key))
             self.hub.outbox.set_key(self.uuid, view.ref, C.KEY_HOSTKEY,
                                     ssh_transport.format_pin(host_key))
+        connected = time.monotonic()
         tasks = []
         try:
             version = await link.call(lambda d: d.version())
@@ -194,8 +196,9 @@ class Follower(object):
             self.connected_at = time.time()
             self._fresh()
             backoff.reset()
-            log.info("VM %s: following %d containers at %s", self.uuid, len(self.table),
-                     address)
+            self.timings = (connected - began, time.monotonic() - connected)
+            log.info("VM %s: following %d containers at %s (connected in %.2f s, read in "
+                     "%.2f s)", self.uuid, len(self.table), address, *self.timings)
             tasks = [asyncio.ensure_future(self._read_events(stream)),
                      asyncio.ensure_future(self._flush_loop(link)),
                      asyncio.ensure_future(link.wait_closed())]
@@ -285,15 +288,13 @@ class Follower(object):
             self.wake.clear()
             now = time.monotonic()
             self._periodic(now, link)
-            info_due = self.info_dirty and now - self.last_info >= self.cfg.info_interval
-            if self.info_dirty and not info_due:
-                self._wake_at(self.last_info + self.cfg.info_interval)
-            if not (self.dirty_ids or self.dirty_all or info_due or self.version_dirty):
+            if not (self.dirty_ids or self.dirty_all or self.info_dirty or self.version_dirty):
                 continue
             await asyncio.sleep(max(self.cfg.coalesce,
                                     self.last_fetch + self.cfg.fetch_interval - now))
+            # docker_info rides along with the container list: one write for both
             ids, full = set(self.dirty_ids), self.dirty_all
-            info = self.info_dirty and (info_due or full)
+            info = self.info_dirty
             version = self.version_dirty
             self.dirty_ids.clear()
             self.dirty_all = self.version_dirty = False
@@ -323,17 +324,10 @@ class Follower(object):
             self.dirty_all = True
         if now - self.last_info >= self.cfg.info_refresh:
             self.info_dirty = True
-            self.last_info = min(self.last_info, now - self.cfg.info_interval)
         if (self.fresh and self.status is not None
                 and time.time() - self.status.confirmed >= self.cfg.heartbeat):
             self._write_status(st.FRESH, self.status.since, "")
         link.close_idle()
-
-    def _wake_at(self, when):
-        if self._info_handle is not None:
-            self._info_handle.cancel()
-        loop = asyncio.get_event_loop()
-        self._info_handle = loop.call_later(max(0.0, when - time.monotonic()), self.wake.set)
 
     # ------------------------------------------------------------ writing
     def _publish(self, docs):
@@ -437,7 +431,6 @@ class Follower(object):
             self.dirty_all = True
         elif key == C.KEY_DOCKER_INFO:
             self.info_dirty = True
-            self.last_info = 0.0
         else:
             self.version_dirty = True
         self.wake.set()
@@ -472,4 +465,5 @@ class Follower(object):
                 "reason": self.reason, "address": self.link.address if self.link else None,
                 "containers": len(self.table), "connects": self.connects,
                 "events": self.events_seen, "throttled": self.events_throttled,
+                "timings": self.timings,
                 "request_channels": self.link.request_channels() if self.link else 0}

@@ -3,7 +3,6 @@ plays the toolstack), private Docker Engines on temp sockets, the agent as a sub
 started exactly as the lab and the systemd unit start it. Everything is stopped by pid,
 unmounted and removed at the end."""
 
-import collections
 import os
 import shutil
 import signal
@@ -366,5 +365,3 @@ def report_state(xs, domid=DOMID):
     except Exception:
         return None
 
-
-Running = collections.namedtuple("Running", "xsd engine agent dom0")

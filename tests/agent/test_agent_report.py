@@ -26,12 +26,26 @@ def agent_ps_document(dom0):
     return documents.render_ps(T.to_docker_shapes(T.read_report(dom0, DOMID))[0])
 
 
+def entries(xml):
+    """The <item> entries of a docker_ps document, in a fixed order (containers created
+    in the same second may come in either order: the report keeps whole seconds)."""
+    head, _, body = xml.partition("<docker_ps>")
+    return head, sorted(body.split("</item>"))
+
+
 def documents_agree(dom0, engine):
     """Wait until docker_ps rendered from the report equals the one from Docker."""
+    seen = []
+
     def same():
         expected = direct_ps_document(engine)
-        return agent_ps_document(dom0) == expected and expected
-    return wait_for(same, 15, what="the agent's docker_ps to match Docker's")
+        seen[:] = [expected, agent_ps_document(dom0)]
+        return entries(seen[1]) == entries(expected) and expected
+    try:
+        return wait_for(same, 15, what="the agent's docker_ps to match Docker's")
+    except AssertionError:
+        print("docker:", seen[0], "\nagent: ", seen[1] if len(seen) > 1 else None)
+        raise
 
 
 def container(report, cid):
@@ -105,20 +119,20 @@ def test_writes_only_on_change(domain, dom0, clean_engine, start_agent):
 def test_burst_of_changes_is_batched(domain, dom0, clean_engine, start_agent):
     engine = clean_engine
     start_agent(engine.url)
-    start = wait_for(lambda: report_state(dom0), 15, what="a report")
-    ids = engine.docker("create", "--network", "none", "--name", "b0", "xscng-agent-"
-                        "busybox:test", "sleep", "60"),
-    for index in range(1, 12):
-        engine.docker("create", "--network", "none", "--name", "b%d" % index,
-                      "xscng-agent-busybox:test", "sleep", "60")
+    cid = engine.run("flappy")
+    wait_for(lambda: T.read_report(dom0, DOMID).state.count == 1, 15)
+    time.sleep(1.2)
+    start = report_state(dom0)
     began = time.monotonic()
-    wait_for(lambda: T.read_report(dom0, DOMID).state.count == 12, 20)
+    for _ in range(15):     # 30 events, each a docker CLI run apart
+        engine.docker("pause", cid)
+        engine.docker("unpause", cid)
     elapsed = time.monotonic() - began
+    wait_for(lambda: container(T.read_report(dom0, DOMID), cid).state == "running", 10)
+    time.sleep(1.5)
     writes = report_state(dom0).seq - start.seq
-    # 12 creations (each `docker create` a second process): far fewer batches than events,
-    # at most about one per second
-    assert writes <= elapsed + 3, (writes, elapsed)
-    assert ids
+    # far fewer batches than events: at most about one per second
+    assert 1 <= writes <= elapsed + 2, (writes, elapsed)
 
 
 def test_agent_killed_and_restarted(domain, dom0, clean_engine, start_agent):

@@ -129,7 +129,8 @@ def test_answers_round_trip_or_refuse_to_encode(result):
     try:
         meta, chunks = S.encode_answer("done", "", "", 0, result)
     except ValueError:
-        assert len(S.dumps(result)) > S.answer_room()
+        text = json.dumps(result)
+        assert len(text) > S.answer_room() or "Infinity" in text
         return
     decoded = S.decode_answer_meta(meta.encode())
     assert decoded.chunks == len(chunks)

@@ -173,7 +173,7 @@ def test_repeated_request_id_is_acted_on_once(domain, dom0, clean_engine, start_
     assert again == meta                    # the same answer...
     time.sleep(0.5)
     assert state_of(engine, cid)["StartedAt"] == started    # ...and no second restart
-    assert "restart" in agent.log_text() or True
+    assert agent.alive()
 
 
 @pytest.mark.parametrize("value, reason", [

@@ -143,3 +143,15 @@ def write_monitor_config(lab, host, settings):
 
 def dump(obj):
     return json.dumps(obj, indent=1, sort_keys=True, default=str)
+
+
+def ask_monitor(lab, host, verb="status"):
+    """A control request (ping, status) to a host's monitor, over its socket."""
+    from lab import dom0
+    code = ("import sys, json; sys.path[:0]=['/usr/lib/xscontainer-ng'];"
+            "from dom0_plugin import monitor_client as m;"
+            "c=m.MonitorConnection(); print(json.dumps(c.request('', '%s')))" % verb)
+    res = dom0.run_in_host(lab.host(host)["ns_pid"], ["/usr/bin/python3", "-c", code],
+                           lab.info["dom0_python"])
+    assert res.returncode == 0, res.stderr.decode()
+    return json.loads(res.stdout.decode())

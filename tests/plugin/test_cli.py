@@ -40,7 +40,8 @@ def in_dom0(lab, host, *args):
 def test_ps_table_and_json(lab, enrolled):
     vm = lab.vm("vm0")
     name = "clips%d" % os.getpid()
-    docker(vm, "run", "-d", "--name", name, lab.info["image"], "sleep", "300")
+    docker(vm, "run", "-d", "--name", name, "--stop-timeout", "1", lab.info["image"],
+           "sleep", "300")
     try:
         rc, out, err = cli(lab, "ps", "vm0")
         assert rc == 0, err

@@ -14,7 +14,8 @@ def container(lab, enrolled):
     vm = lab.vm("vm0")
     name = "web%d" % os.getpid()
     cid = docker(vm, "run", "-d", "--name", name, "--label", "com.example/tier=front",
-                 lab.info["image"], "sh", "-c", "echo hello; echo oops >&2; sleep 600")
+                 "--stop-timeout", "1", lab.info["image"], "sh", "-c",
+                 "trap 'exit 0' TERM; echo hello; echo oops >&2; while :; do sleep 1; done")
     yield vm, name, cid
     docker(vm, "rm", "-f", name, check=False)
 
