@@ -79,6 +79,7 @@ class FakeVms(object):
         home = os.path.join(self.run, "home")
         proc.run(["useradd", "--no-create-home", "--home-dir", home, "--shell", "/bin/sh",
                   "--groups", "docker", self.user])
+        proc.run(["usermod", "-p", "*", self.user])    # no password, but not locked
         proc.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench",
                   "-f", self.key_path])
         ssh = os.path.join(home, ".ssh")
@@ -207,6 +208,11 @@ class FakeVms(object):
 
     # ------------------------------------------------------------ teardown
     def close(self):
+        for name in ("monitor.log", "monitor.out", "sshd.log", "dockerd.log"):
+            try:   # kept for a look after the run
+                shutil.copy(os.path.join(self.state, name), "/tmp/xscb-last-" + name)
+            except OSError:
+                pass
         for name in ("monitor", "sshd"):
             if name in self.pids:
                 proc.stop(self.pids[name], timeout=10)

@@ -19,6 +19,7 @@ import collections
 import os
 import time
 
+from dom0_plugin import constants as C
 from dom0_plugin import validate
 from dom0_plugin.docker_api import (DEFAULT_TIMEOUT, LOGS_MAX_BYTES, LOGS_MAX_BYTES_LIMIT,
                                     STOP_GRACE_SECONDS, Logs, parse_api_version)
@@ -28,8 +29,8 @@ from guest_agent import report_schema as S
 from guest_agent.xenstore import Client, XenstoreError, default_path
 
 # Proposed for constants.py (params in brackets):
-ERR_AGENT_REFUSED = "XSCONTAINER_AGENT_REFUSED"    # [vm, verb, reason]
-ERR_AGENT_INVALID = "XSCONTAINER_AGENT_INVALID"    # [vm, reason]
+ERR_AGENT_REFUSED = C.ERR_AGENT_REFUSED
+ERR_AGENT_INVALID = C.ERR_AGENT_INVALID
 
 READ_TRIES = 3
 

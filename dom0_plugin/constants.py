@@ -124,6 +124,8 @@ ARG_USERNAME = "username"
 ARG_PASSWORD = "password"
 
 ERR_NO_SUCH_VM = "XSCONTAINER_NO_SUCH_VM"                      # [vmuuid]
+ERR_AGENT_REFUSED = "XSCONTAINER_AGENT_REFUSED"                # [vm, verb, reason]
+ERR_AGENT_INVALID = "XSCONTAINER_AGENT_INVALID"                # [vm, reason]
 
 # Failures of a lifecycle call that also post a XAPI message on the VM.
 DOCKER_FAILURE_CODES = (ERR_DOCKER_ERROR, ERR_DOCKER_UNAVAILABLE, ERR_NO_SUCH_CONTAINER)

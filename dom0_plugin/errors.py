@@ -13,6 +13,14 @@ _MESSAGES = {
     C.ERR_NO_SUCH_VM: (
         ("vm",),
         "There is no VM with uuid {vm} in this pool. Check the uuid (xe vm-list)."),
+    C.ERR_AGENT_REFUSED: (
+        ("vm", "verb", "reason"),
+        "The guest agent of VM {vm} refused '{verb}': {reason}. The VM's owner enables "
+        "verbs in /etc/xscontainer-agent/agent.conf ([requests] allow = ...)."),
+    C.ERR_AGENT_INVALID: (
+        ("vm", "reason"),
+        "The guest agent of VM {vm} published an invalid report: {reason}. Its data is "
+        "shown as stale; update or restart xscontainer-agent in the VM."),
     C.ERR_VM_NOT_REGISTERED: (
         ("vm",),
         "VM {vm} is not registered for container management. "
@@ -22,8 +30,9 @@ _MESSAGES = {
         "VM {vm} is {power_state}. Start the VM, then retry."),
     C.ERR_VM_UNREACHABLE: (
         ("vm", "reason"),
-        "Cannot reach VM {vm}: {reason}. Check that the VM has an IP address reported by "
-        "its guest tools, that dom0 can route to it and that sshd runs in the VM."),
+        "Cannot reach VM {vm}: {reason}. Over SSH: check that the VM reports an IP address "
+        "(guest tools), that dom0 can route to it and that sshd runs. With the guest "
+        "agent: check that xscontainer-agent runs in the VM."),
     C.ERR_HOSTKEY_MISMATCH: (
         ("vm", "expected_fingerprint", "got_fingerprint"),
         "The SSH host key of VM {vm} changed (pinned {expected_fingerprint}, offered "

@@ -46,8 +46,12 @@ def register(session, args):
     mode = args.get(C.ARG_MODE) or None
     if mode is not None and mode not in C.TRANSPORT_MODES:
         raise InvalidArgument(C.ARG_MODE, "must be one of %s" % ", ".join(C.TRANSPORT_MODES))
-    if mode:
-        xapi_vm.set_key(session, vm.ref, C.KEY_TRANSPORT, mode, vm.other_config)
+    if mode is None:
+        # no choice made: the agent when the guest advertises it, SSH otherwise
+        running = vm.power_state == "Running"
+        mode = (C.MODE_AGENT if running and transports.agent_advertised(session, vm)
+                else vm.other_config.get(C.KEY_TRANSPORT, C.MODE_SSH))
+    xapi_vm.set_key(session, vm.ref, C.KEY_TRANSPORT, mode, vm.other_config)
     xapi_vm.set_key(session, vm.ref, C.KEY_MONITOR, C.VALUE_TRUE, vm.other_config)
     if vm.power_state == "Running":
         vm = xapi_vm.lookup(session, vm.uuid)

@@ -73,6 +73,59 @@ def username_of(vm):
     return vm.other_config.get(C.KEY_USERNAME) or C.DEFAULT_USERNAME
 
 
+class AgentTransport(object):
+    """The guest agent: reports and requests through the VM's xenstore tree (no network)."""
+
+    name = C.MODE_AGENT
+
+    def __init__(self, session, vm):
+        self.session = session
+        self.vm = vm
+        self.client = None
+
+    def docker(self):
+        if self.client is None:
+            from dom0_plugin.agent_transport import AgentDocker
+            self.client = AgentDocker(None, domid_of(self.session, self.vm), self.vm.uuid)
+        return self.client
+
+    def close(self):
+        if self.client is not None:
+            self.client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def domid_of(session, vm):
+    domid = int(session.xenapi.VM.get_domid(vm.ref))
+    if domid <= 0:
+        from dom0_plugin.errors import VmNotRunning
+        raise VmNotRunning(vm.uuid, vm.power_state)
+    return domid
+
+
+def agent_advertised(session, vm):
+    """Whether the guest runs the xscontainer agent (its capability flag in xenstore)."""
+    from dom0_plugin.agent_transport import agent_present
+    from guest_agent.xenstore import Client
+    try:
+        xs = Client()
+    except OSError as e:
+        log.warning("cannot reach xenstored to look for the agent of %s: %s", vm.uuid, e)
+        return False
+    try:
+        return bool(agent_present(xs, domid_of(session, vm)))
+    except Exception as e:  # a guest's tree is untrusted: any oddity means "no agent"
+        log.info("VM %s: no usable agent (%s)", vm.uuid, e)
+        return False
+    finally:
+        xs.close()
+
+
 def open_for(session, vm):
     """The transport for this VM (its registration mode; SSH by default)."""
     mode = vm.other_config.get(C.KEY_TRANSPORT, C.MODE_SSH)
@@ -81,5 +134,7 @@ def open_for(session, vm):
         from dom0_plugin import monitor_client
         fast = monitor_client.transport_for(vm.uuid, lambda: SshTransport(session, vm))
         return fast or SshTransport(session, vm)
+    if mode == C.MODE_AGENT:
+        return AgentTransport(session, vm)
     from dom0_plugin.errors import InvalidArgument
     raise InvalidArgument(C.KEY_TRANSPORT, "transport %r is not available" % mode[:20])

@@ -120,10 +120,9 @@ class Agent(object):
             self.channel.flush()
             if self._dirty.is_set() and now - last_publish >= interval:
                 self._dirty.clear()
-                last_publish = now
                 if self.publisher.publish(self.collector.snapshot()):
                     log.debug("report published (seq %d)", self.publisher.seq)
-                    last_write = now
+                    last_write = last_publish = now
             elif now - last_write >= heartbeat:
                 self.publisher.publish(self.collector.snapshot(), heartbeat=True)
                 last_write = last_publish = now

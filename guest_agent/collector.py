@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 STATE_ACTIONS = frozenset(("create", "start", "restart", "stop", "die", "kill", "pause",
                            "unpause", "destroy", "rename", "update", "oom"))
 REFRESH_BY_ID_MAX = 50      # more changed containers than this: list them all
-RECHECK_SECONDS = 0.3
+RECHECK_SECONDS = 0.1
 API_TIMEOUT = 30
 
 # What a lost or absent engine looks like through the SDK.

@@ -26,8 +26,9 @@ def main(argv=None):
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("restart", help="restart one lab service (xapi, xenstored, monitor)")
     p.add_argument("--state", required=True, metavar="DIR")
-    p.add_argument("service", choices=["xapi", "xenstored", "monitor"])
-    p.add_argument("--host", help="for monitor: the host name (default: all)")
+    p.add_argument("service", choices=["xapi", "xenstored", "monitor", "agent"])
+    p.add_argument("--host", help="for monitor: the host name; for agent: the VM name "
+                                  "(default: all)")
     p = sub.add_parser("vm-hook", help=argparse.SUPPRESS)
     p.add_argument("--state", required=True)
     p.add_argument("op", choices=["start", "stop", "reboot", "migrate"])

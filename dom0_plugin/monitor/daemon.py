@@ -71,6 +71,7 @@ class Monitor(object):
 
     async def run(self):
         self.stopped = asyncio.Event()
+        self.loop.set_default_executor(self.executor)
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self.stop, signum)
         await self.server.start()

@@ -134,9 +134,13 @@ class RequestServer(object):
         if verb == "ping":
             return protocol.ok({"pid": os.getpid()})
         if verb == "status":
+            stats = self.manager.stats
+            with stats.lock:
+                per_vm = dict(stats.per_vm)
             return protocol.ok({"monitor": self.manager.describe(),
                                 "vms": [f.describe() for f in
-                                        self.manager.followers.values()]})
+                                        self.manager.followers.values()],
+                                "writes_per_vm": per_vm})
         follower = self.manager.followers.get(message.get("vm"))
         if follower is None:
             return protocol.fallback("VM not followed by this host's monitor")

@@ -124,15 +124,18 @@ def test_burst_of_changes_is_batched(domain, dom0, clean_engine, start_agent):
     time.sleep(1.2)
     start = report_state(dom0)
     began = time.monotonic()
-    for _ in range(15):     # 30 events, each a docker CLI run apart
+    for _ in range(40):     # 80 events over a few seconds
         engine.docker("pause", cid)
+        time.sleep(0.02)
         engine.docker("unpause", cid)
+        time.sleep(0.02)
     elapsed = time.monotonic() - began
     wait_for(lambda: container(T.read_report(dom0, DOMID), cid).state == "running", 10)
     time.sleep(1.5)
     writes = report_state(dom0).seq - start.seq
     # far fewer batches than events: at most about one per second
-    assert 1 <= writes <= elapsed + 2, (writes, elapsed)
+    assert writes <= elapsed + 2, (writes, elapsed)
+    print("%d events in %.1f s: %d writes" % (80, elapsed, writes))
 
 
 def test_agent_killed_and_restarted(domain, dom0, clean_engine, start_agent):

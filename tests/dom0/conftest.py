@@ -94,8 +94,13 @@ def engine():
     env = dict(os.environ, DOCKER_HOST="unix://" + sock,
                DOCKER_CONFIG=os.path.join(base, "cli"))
     log = open(os.path.join(base, "dockerd.log"), "wb")
+    etc = os.path.join(base, "etc-docker")
+    os.makedirs(etc)
+    # own mount namespace with a private /etc/docker: dockerd writes its key.json there
     proc = subprocess.Popen(
-        [DOCKERD, "--host", "unix://" + sock,
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+         'mount --bind "$0" /etc/docker && exec "$@"', etc,
+         DOCKERD, "--host", "unix://" + sock,
          "--data-root", os.path.join(base, "data"),
          "--exec-root", os.path.join(base, "exec"),
          "--pidfile", os.path.join(base, "dockerd.pid"),
