@@ -6,10 +6,8 @@ unmounted and removed at the end."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 
@@ -20,10 +18,6 @@ from guest_agent.xenstore import Client
 from lab import xs as lab_xs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DOCKERD = "/usr/sbin/dockerd"
-BUSYBOX = "/bin/busybox"
-IMAGE = "xscng-agent-busybox:test"
-APPLETS = ("sh", "sleep", "top", "echo", "cat", "yes", "head", "seq", "true", "ls")
 DOMID = 7
 VM_UUID = "0a1b2c3d-0000-4000-8000-000000000007"
 
@@ -118,137 +112,8 @@ def dom0(xsd):
 
 # --- Docker Engine ---------------------------------------------------------------------------
 
-def _ping(path):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(2)
-        sock.connect(path)
-        sock.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
-        return b" 200 " in sock.recv(1024)
-    except OSError:
-        return False
-    finally:
-        sock.close()
-
-
-def _pids_mentioning(text):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open("/proc/%s/cmdline" % entry, "rb") as f:
-                    if text.encode() in f.read():
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
-class Engine(object):
-    """A private Docker Engine; start() and stop() may be called again (restart)."""
-
-    def __init__(self):
-        self.base = tempfile.mkdtemp(prefix="xsad-", dir="/tmp")
-        self.socket = os.path.join(self.base, "docker.sock")
-        self.url = "unix://" + self.socket
-        self.proc = None
-        self.log = None
-        self.imported = False
-
-    def start(self):
-        self.log = open(os.path.join(self.base, "dockerd.log"), "ab")
-        self.proc = subprocess.Popen(
-            [DOCKERD, "--host", self.url, "--data-root", os.path.join(self.base, "data"),
-             "--exec-root", os.path.join(self.base, "exec"),
-             "--pidfile", os.path.join(self.base, "dockerd.pid"),
-             "--bridge=none", "--iptables=false", "--ip6tables=false", "--log-level=warn"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while not _ping(self.socket):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("dockerd did not start:\n" + self.log_text()[-3000:])
-            time.sleep(0.2)
-        if not self.imported:
-            self._import_image()
-            self.imported = True
-
-    def _import_image(self):
-        root = os.path.join(self.base, "rootfs")
-        os.makedirs(os.path.join(root, "bin"))
-        shutil.copy(BUSYBOX, os.path.join(root, "bin", "busybox"))
-        for applet in APPLETS:
-            os.symlink("busybox", os.path.join(root, "bin", applet))
-        tar_path = os.path.join(self.base, "rootfs.tar")
-        with tarfile.open(tar_path, "w") as tar:
-            tar.add(os.path.join(root, "bin"), arcname="bin")
-        with open(tar_path, "rb") as f:
-            self.docker("import", "-", IMAGE, input=f.read())
-
-    def log_text(self):
-        try:
-            with open(os.path.join(self.base, "dockerd.log"), errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def docker(self, *args, **kwargs):
-        env = dict(os.environ, DOCKER_HOST=self.url,
-                   DOCKER_CONFIG=os.path.join(self.base, "cli"))
-        res = subprocess.run(["docker"] + list(args), env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, timeout=kwargs.get("timeout", 60),
-                             input=kwargs.get("input"))
-        if kwargs.get("check", True) and res.returncode != 0:
-            raise AssertionError("docker %s: %s" % (" ".join(args), res.stderr.decode()))
-        return res.stdout.decode().strip()
-
-    def run(self, name, *command, **kwargs):
-        """Start a detached container on no network; its full id."""
-        extra = list(kwargs.get("options", ()))
-        return self.docker("run", "-d", "--network", "none", "--name", name, *extra,
-                           IMAGE, *(command or ("sleep", "3600")))
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-        # containerd and its shims left behind (their command lines name the exec root;
-        # the agent's names only the socket, and must survive an engine restart)
-        for pid in _pids_mentioning(os.path.join(self.base, "exec")):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-
-    def destroy(self):
-        if self.proc is not None and self.proc.poll() is None:
-            ids = self.docker("ps", "-aq", check=False, timeout=30).split()
-            if ids:
-                self.docker("rm", "-f", *ids, check=False, timeout=60)
-        self.stop()
-        with open("/proc/mounts") as f:
-            points = [line.split()[1] for line in f]
-        for point in reversed([p for p in points if p.startswith(self.base + "/")]):
-            subprocess.call(["umount", "-l", point])
-        shutil.rmtree(self.base, ignore_errors=True)
-
-
-def _engine_prerequisites():
-    if os.geteuid() != 0:
-        return "needs root to run a Docker Engine"
-    for path in (DOCKERD, BUSYBOX):
-        if not os.path.exists(path):
-            return "missing " + path
-    if shutil.which("docker") is None:
-        return "missing the docker CLI"
-    return None
+from tests.engine import IMAGE, Engine  # noqa: E402,F401 (IMAGE: tests)
+from tests.engine import missing_prerequisite as _engine_prerequisites  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -257,7 +122,7 @@ def engine():
     reason = _engine_prerequisites()
     if reason:
         pytest.skip(reason)
-    eng = Engine()
+    eng = Engine(prefix="xsad-")
     try:
         eng.start()
         yield eng
@@ -271,7 +136,7 @@ def own_engine():
     reason = _engine_prerequisites()
     if reason:
         pytest.skip(reason)
-    eng = Engine()
+    eng = Engine(prefix="xsad-")
     try:
         yield eng
     finally:
