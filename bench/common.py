@@ -11,7 +11,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from tests.labfixture import Lab, lab_cmd  # noqa: E402
-from tests.monitor.helpers import Pool  # noqa: E402
+from tests.monitor.helpers import Pool  # noqa: E402,F401  (re-exported)
 
 DOM0_PYTHON = "/root/.pyenv/versions/3.6.15/bin/python3.6"
 
@@ -25,7 +25,11 @@ def start_lab(*args):
     import tempfile
     state = tempfile.mkdtemp(prefix="xscng-bench-", dir="/tmp")
     os.rmdir(state)
-    lab_cmd("up", "--state", state, *args)
+    try:
+        lab_cmd("up", "--state", state, *args)
+    except BaseException:       # a lab half up: take down what did start
+        lab_cmd("down", "--state", state, check=False)
+        raise
     return Lab(state)
 
 

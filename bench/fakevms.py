@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from bench.common import REPO, log
+from bench.common import REPO
 from lab import dom0 as labdom0
 from lab import proc
 from lab import vm as labvm

@@ -2,7 +2,6 @@
 (one host, one VM: a network namespace with a real Docker Engine and a real sshd)."""
 import concurrent.futures
 import os
-import signal
 import time
 import xml.dom.minidom
 

@@ -11,7 +11,6 @@ import socket
 import time
 from collections import namedtuple
 
-from dom0_plugin import constants as C
 from dom0_plugin.errors import (AuthFailed, DockerUnavailable, HostKeyMismatch, Timeout,
                                 VmUnreachable)
 

@@ -74,8 +74,7 @@ def remove_key(session, vm_ref, key, current=None):
 
 
 def addresses(session, vm):
-    """Where to reach the VM: the guest-reported IPv4 then IPv6 addresses (untrusted input:
-    only well-formed, routable unicast addresses are kept)."""
+    """Where to reach the VM, from its guest metrics (see addresses_from)."""
     if vm.guest_metrics in (NULL_REF, "", None):
         return []
     try:
@@ -84,8 +83,14 @@ def addresses(session, vm):
         if failure_code(e) == "HANDLE_INVALID":
             return []
         raise
+    return addresses_from(networks)
+
+
+def addresses_from(networks):
+    """The guest-reported addresses of VM_guest_metrics.networks (untrusted input): only
+    well-formed unicast addresses, IPv4 first, then IPv6, without duplicates."""
     v4, v6 = [], []
-    for key in sorted(networks):
+    for key in sorted(k for k in (networks or {}) if isinstance(k, str))[:64]:
         value = networks[key]
         if not isinstance(value, str) or len(value) > 64:
             continue

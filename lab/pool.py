@@ -264,6 +264,11 @@ def restart(state, service, host=None):
     lab = read_json(paths.lab_json)
     if service == "xapi":
         stop_recorded(rt, "xapi")
+        # the same address as before: clients keep the URL of lab.json
+        cfg_path = os.path.join(paths.xapi_dir, "config.json")
+        cfg = read_json(cfg_path)
+        cfg["tcp"] = ["127.0.0.1", int(lab["xapi"]["url"].rsplit(":", 1)[1])]
+        write_json(cfg_path, cfg)
         start_xapi(paths, rt)
     elif service == "xenstored":
         stop_recorded(rt, "xenstored")

@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import time
 
 from . import proc, xs
 

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,3 +59,25 @@ def start_lab(*extra):
 
 def stop_lab(lab):
     lab_cmd("down", "--state", lab.state)
+
+
+def docker(vm, *args, check=True, timeout=120):
+    """The docker CLI against a lab VM's own engine (as a developer inside it would)."""
+    env = dict(os.environ, DOCKER_HOST="unix://" + vm["docker_socket"])
+    res = subprocess.run(["docker"] + list(args), env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=timeout)
+    if check and res.returncode != 0:
+        raise AssertionError("docker %s: %s" % (" ".join(args), res.stderr.decode()))
+    return res.stdout.decode().strip()
+
+
+def wait_for(fn, timeout=30.0, interval=0.05, what="condition"):
+    """Poll fn until it returns a true value (returned); fail after timeout seconds."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("%s not met within %ss (last: %r)" % (what, timeout, last))

@@ -27,6 +27,7 @@ SETTINGS = collections.OrderedDict([
     ("write_interval", (1.0, "shortest time between two XAPI writes for one VM (seconds)")),
     ("coalesce", (0.03, "wait after a first Docker event before reading the change")),
     ("fetch_interval", (0.25, "shortest time between two container reads for one VM")),
+    ("info_interval", (10.0, "shortest time between two docker_info reads after events")),
     ("info_refresh", (300.0, "docker_info is re-read at least this often (seconds)")),
     ("full_resync", (900.0, "the whole container list is re-read this often (seconds)")),
     ("heartbeat", (300.0, "while fresh, the status key's 'confirmed' is renewed this "

@@ -33,8 +33,8 @@ def setup_logging(cfg):
     for handler in list(root.handlers):
         root.removeHandler(handler)
     try:
-        handler = logging.handlers.RotatingFileHandler(cfg.log_file, maxBytes=5 << 20,
-                                                       backupCount=5)
+        # rotated by logrotate (the pack's /etc/logrotate.d/xscontainer-ng)
+        handler = logging.handlers.WatchedFileHandler(cfg.log_file)
     except OSError as error:
         sys.stderr.write("cannot open %s (%s): logging to stderr\n" % (cfg.log_file, error))
         handler = logging.StreamHandler(sys.stderr)

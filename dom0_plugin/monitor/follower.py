@@ -66,6 +66,7 @@ class Follower(object):
         self.info_dirty = False
         self.version_dirty = False
         self.last_fetch = 0.0
+        self.fetch_pause = self.cfg.fetch_interval
         self.last_info = 0.0
         self.last_full = 0.0
         self.events_seen = 0
@@ -74,6 +75,7 @@ class Follower(object):
         self.wiped = None       # the copied status we already asked to remove
         self._grace_handle = None
         self._verify_handle = None
+        self._info_handle = None
 
     # ------------------------------------------------------------ lifecycle (loop)
     def start(self):
@@ -86,7 +88,7 @@ class Follower(object):
     def stop(self):
         """Stop following (the VM left this host, halted or was deregistered)."""
         self.stopping = True
-        for handle in (self._grace_handle, self._verify_handle):
+        for handle in (self._grace_handle, self._verify_handle, self._info_handle):
             if handle is not None:
                 handle.cancel()
         if self.task is not None:
@@ -288,21 +290,30 @@ class Follower(object):
             self.wake.clear()
             now = time.monotonic()
             self._periodic(now, link)
-            if not (self.dirty_ids or self.dirty_all or self.info_dirty or self.version_dirty):
+            # docker_info (its counts change with every container event) is re-read at most
+            # every info_interval, riding along with a container-list write when there is
+            # one: most changes cost one key, not two
+            info_due = self.info_dirty and now - self.last_info >= self.cfg.info_interval
+            if not (self.dirty_ids or self.dirty_all or info_due or self.version_dirty):
+                if self.info_dirty:
+                    self._wake_at(self.last_info + self.cfg.info_interval)
                 continue
             await asyncio.sleep(max(self.cfg.coalesce,
-                                    self.last_fetch + self.cfg.fetch_interval - now))
-            # docker_info rides along with the container list: one write for both
+                                    self.last_fetch + self.fetch_pause - now))
             ids, full = set(self.dirty_ids), self.dirty_all
-            info = self.info_dirty
+            info = self.info_dirty and (info_due or full)
             version = self.version_dirty
             self.dirty_ids.clear()
             self.dirty_all = self.version_dirty = False
             if info:
                 self.info_dirty = False
+            began = time.monotonic()
             docs = await link.call(
                 lambda d: self._refresh(d, ids, full, info, version))
             self.last_fetch = time.monotonic()
+            # a VM whose list is costly to read and render (thousands of containers)
+            # is read less often, so that it can't take a worker for itself
+            self.fetch_pause = max(self.cfg.fetch_interval, 2 * (self.last_fetch - began))
             if full:
                 self.last_full = self.last_fetch
             if info:
@@ -328,6 +339,12 @@ class Follower(object):
                 and time.time() - self.status.confirmed >= self.cfg.heartbeat):
             self._write_status(st.FRESH, self.status.since, "")
         link.close_idle()
+
+    def _wake_at(self, when):
+        if self._info_handle is not None:
+            self._info_handle.cancel()
+        self._info_handle = asyncio.get_event_loop().call_later(
+            max(0.0, when - time.monotonic()), self.wake.set)
 
     # ------------------------------------------------------------ writing
     def _publish(self, docs):
@@ -431,6 +448,7 @@ class Follower(object):
             self.dirty_all = True
         elif key == C.KEY_DOCKER_INFO:
             self.info_dirty = True
+            self.last_info = -self.cfg.info_interval
         else:
             self.version_dirty = True
         self.wake.set()

@@ -11,6 +11,7 @@ import time
 from dom0_plugin import constants as C
 from dom0_plugin.monitor import model, ssh_link, xapi_link
 from dom0_plugin.monitor import status as st
+from dom0_plugin.monitor.agent_follower import AgentFollower, XenstoreHub
 from dom0_plugin.monitor.follower import Follower
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Manager(object):
         self._key_read = 0.0
         self._key_refused = False
         self._key_lock = None
+        self._xenstore = None
 
     # ------------------------------------------------------------ XAPI changes
     def on_update(self, update):
@@ -126,12 +128,16 @@ class Manager(object):
         return "the VM is now resident on another host"
 
     def _start(self, view):
-        if view.transport != C.MODE_SSH:
-            log.info("VM %s uses the %s transport: not followed by this monitor", view.uuid,
+        if view.transport == C.MODE_AGENT:
+            cls = AgentFollower
+        elif view.transport == C.MODE_SSH:
+            cls = Follower
+        else:
+            log.info("VM %s uses an unknown transport %r: not followed", view.uuid,
                      view.transport[:20])
             return
-        log.info("VM %s (%s): following", view.uuid, view.name)
-        follower = Follower(self, view)
+        log.info("VM %s (%s): following (%s)", view.uuid, view.name, view.transport)
+        follower = cls(self, view)
         self.followers[view.uuid] = follower
         follower.start()
 
@@ -163,6 +169,22 @@ class Manager(object):
                 self.outbox.message(view.uuid, view.ref, "clear", C.MESSAGE_CANNOT_MONITOR)
 
     # ------------------------------------------------------------ what followers ask
+    def xenstore(self):
+        """The monitor's xenstore connection (started with the first agent-mode VM)."""
+        if self._xenstore is None:
+            self._xenstore = XenstoreHub(asyncio.get_event_loop(), self._xenstore_event)
+            self._xenstore.start()
+        return self._xenstore
+
+    def _xenstore_event(self, token):
+        if token is None:
+            targets = [f for f in self.followers.values() if isinstance(f, AgentFollower)]
+        else:
+            targets = [self.followers[token]] if token in self.followers else []
+        for follower in targets:
+            if isinstance(follower, AgentFollower):
+                follower.on_event()
+
     def addresses_of(self, view):
         return self.metrics.get(view.guest_metrics) or []
 

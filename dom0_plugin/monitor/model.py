@@ -12,9 +12,9 @@ Responsibility (each VM has exactly one owner, so two hosts never write the same
 """
 import collections
 import hashlib
-import ipaddress
 
 from dom0_plugin import constants as C
+from dom0_plugin import xapi_vm
 from dom0_plugin.monitor import status as status_mod
 
 NULL_REF = "OpaqueRef:NULL"
@@ -86,20 +86,5 @@ def is_copy(view):
     return st is not None and bool(st.vm) and st.vm != view.uuid
 
 
-def addresses(networks):
-    """Where to reach a VM, from VM_guest_metrics.networks (guest-reported, untrusted):
-    well-formed unicast IPv4 addresses first, then IPv6, without duplicates."""
-    v4, v6 = [], []
-    for key in sorted(k for k in (networks or {}) if isinstance(k, str))[:64]:
-        value = networks[key]
-        if not isinstance(value, str) or len(value) > 64:
-            continue
-        try:
-            ip = ipaddress.ip_address(value.strip())
-        except ValueError:
-            continue
-        if ip.is_multicast or ip.is_unspecified or ip.is_loopback or ip.is_link_local:
-            continue
-        (v4 if ip.version == 4 else v6).append(str(ip))
-    seen = set()
-    return [a for a in v4 + v6 if not (a in seen or seen.add(a))]
+# Where to reach a VM: the same rule as the plugin's direct path.
+addresses = xapi_vm.addresses_from

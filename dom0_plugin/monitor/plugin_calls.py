@@ -58,6 +58,8 @@ class ViewSession(object):
             return lambda uuid: view.ref if uuid == view.uuid else self._refuse(name)
         if name == "VM.get_record":
             return lambda ref: self._record() if ref == view.ref else self._refuse(name)
+        if name == "VM.get_domid":
+            return lambda ref: str(view.domid) if ref == view.ref else self._refuse(name)
         if name == "message.create":
             def create(msg_name, priority, cls, obj_uuid, body):
                 self.post_message(msg_name, body)

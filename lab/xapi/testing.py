@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid as uuidlib
+from contextlib import contextmanager
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -118,6 +119,17 @@ class SimProcess(object):
             self.proc.kill()
             self.proc.wait(5)
         self.proc = None
+
+
+@contextmanager
+def serving(workdir, cfg):
+    """A simulator running cfg for the length of a with block; stopped and cleaned after."""
+    proc = SimProcess(workdir, cfg).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        cleanup(workdir)
 
 
 def cleanup(workdir):

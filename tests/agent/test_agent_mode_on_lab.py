@@ -2,8 +2,6 @@
 Docker Engine) and the plugin reaches it through xenstore only: no SSH, no key, no address."""
 import json
 import os
-import subprocess
-import time
 
 import pytest
 

@@ -7,16 +7,9 @@ import time
 import paramiko
 import pytest
 
-from tests.labfixture import lab_cmd, start_lab, stop_lab
+from tests.labfixture import docker, lab_cmd, start_lab, stop_lab
 
 
-def docker(vm, *args, check=True):
-    env = dict(os.environ, DOCKER_HOST="unix://" + vm["docker_socket"])
-    res = subprocess.run(["docker"] + list(args), env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, timeout=120)
-    if check:
-        assert res.returncode == 0, res.stderr.decode()
-    return res.stdout.decode().strip()
 
 
 def ssh(vm, timeout=10):

@@ -23,17 +23,9 @@ def sim():
          "memory_dynamic_max": str(1 << 30), "memory_dynamic_min": str(512 << 20),
          "other_config": {"preset": "1"}}])
     cfg["users"]["operator"] = {"password": "oppw", "role": "vm-operator"}
-    proc = testing.SimProcess(workdir, cfg).start()
-    try:
+    with testing.serving(workdir, cfg) as proc:
         yield proc
-    finally:
-        proc.stop()
-        testing.cleanup(workdir)
 
-
-@pytest.fixture(scope="module")
-def root(sim):
-    return testing.login(sim)
 
 
 @pytest.fixture(scope="module")

@@ -20,17 +20,9 @@ def sim():
     workdir = testing.make_workdir()
     cfg = testing.basic_config(workdir, vms=[
         {"uuid": VM_UUID, "name_label": "ev-vm", "power_state": "Halted"}])
-    proc = testing.SimProcess(workdir, cfg).start()
-    try:
+    with testing.serving(workdir, cfg) as proc:
         yield proc
-    finally:
-        proc.stop()
-        testing.cleanup(workdir)
 
-
-@pytest.fixture(scope="module")
-def root(sim):
-    return testing.login(sim)
 
 
 @pytest.fixture(scope="module")

@@ -82,18 +82,10 @@ def sim():
     if py36:
         _install(os.path.join(PLUGINS, "dom0py"), h1["plugin_dir"], shebang=py36)
     _install(os.path.join(PLUGINS, "echo"), h1["plugin_dir"])
-    proc = testing.SimProcess(workdir, cfg).start()
-    proc.py36 = py36
-    try:
+    with testing.serving(workdir, cfg) as proc:
+        proc.py36 = py36
         yield proc
-    finally:
-        proc.stop()
-        testing.cleanup(workdir)
 
-
-@pytest.fixture(scope="module")
-def root(sim):
-    return testing.login(sim)
 
 
 @pytest.fixture(scope="module")

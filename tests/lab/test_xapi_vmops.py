@@ -40,18 +40,10 @@ def sim():
     cfg = testing.basic_config(workdir, vms=[
         dict(vm, uuid=A, name_label="vm-a", other_config={"xscontainer-monitor": "True"}),
         dict(vm, uuid=B, name_label="vm-b")], vm_hook=[hook])
-    proc = testing.SimProcess(workdir, cfg).start()
-    proc.hook_dir = workdir
-    try:
+    with testing.serving(workdir, cfg) as proc:
+        proc.hook_dir = workdir
         yield proc
-    finally:
-        proc.stop()
-        testing.cleanup(workdir)
 
-
-@pytest.fixture(scope="module")
-def root(sim):
-    return testing.login(sim)
 
 
 @pytest.fixture(scope="module")

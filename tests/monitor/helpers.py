@@ -2,12 +2,12 @@
 documents change, enrolling VMs, driving a VM's Docker Engine."""
 import json
 import os
-import subprocess
 import time
 import xml.dom.minidom
 
 from dom0_plugin import constants as C
 from dom0_plugin.monitor import status as st
+from tests.labfixture import docker, wait_for  # noqa: F401 (re-exported for tests)
 
 MONITOR_LOG = "xscontainer-monitor.log"
 
@@ -85,13 +85,6 @@ class Pool(object):
         self.plugin("register", vmuuid=vm["uuid"])
 
 
-def docker(vm, *args, check=True, timeout=120):
-    env = dict(os.environ, DOCKER_HOST="unix://" + vm["docker_socket"])
-    res = subprocess.run(["docker"] + list(args), env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, timeout=timeout)
-    if check and res.returncode != 0:
-        raise AssertionError("docker %s: %s" % (" ".join(args), res.stderr.decode()))
-    return res.stdout.decode().strip()
 
 
 def ps_entries(doc):
@@ -110,15 +103,6 @@ def ps_entries(doc):
     return out
 
 
-def wait_for(fn, timeout=30.0, interval=0.05, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("%s not met within %ss (last: %r)" % (what, timeout, last))
 
 
 def monitor_log(lab, host):

@@ -126,7 +126,11 @@ def test_socket_serves_plugin_calls_and_docker_verbs(tmp_path):
         loop.run_until_complete(srv.start())
         ready.set()
         loop.run_forever()
-    threading.Thread(target=serve, daemon=True).start()
+        srv.close()
+        loop.run_until_complete(asyncio.sleep(0.05))
+        loop.close()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
     ready.wait(5)
     try:
         assert oct(os.stat(path).st_mode & 0o777) == "0o600"
@@ -152,4 +156,4 @@ def test_socket_serves_plugin_calls_and_docker_verbs(tmp_path):
         assert monitor_client.MonitorConnection(path).request("", "ping")["pid"] > 0
     finally:
         loop.call_soon_threadsafe(loop.stop)
-        srv.close()
+        thread.join(5)

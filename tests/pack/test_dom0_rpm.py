@@ -140,7 +140,7 @@ def test_xs_repository_and_unit(dom0_root):
     svc = unit["Service"]
     assert svc["ExecStart"] == ("/usr/bin/python3 "
                                 "/usr/lib/xscontainer-ng/dom0_plugin/bin/xscontainer-monitor")
-    assert svc["Restart"] == "on-failure"
+    assert svc["Restart"] == "always"
     assert "xapi.service" in unit["Unit"]["After"] and unit["Unit"]["Wants"] == "xapi.service"
     # systemd 219 (EL7): ProtectSystem=strict and ReadWritePaths do not exist there
     assert svc["ProtectSystem"] == "full" and "ReadWritePaths" not in svc

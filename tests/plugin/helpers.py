@@ -1,10 +1,9 @@
 """Calling the xscontainer plugin through the lab's XAPI, as XO and XenCenter do."""
-import os
-import subprocess
-import time
 import xml.dom.minidom
 
 import XenAPI
+
+from tests.labfixture import docker, wait_for  # noqa: F401 (re-exported for tests)
 
 
 class Plugin(object):
@@ -49,13 +48,6 @@ class Plugin(object):
         return [h["name"] for h in self.lab.info["hosts"] if h["name"] != here][0]
 
 
-def docker(vm, *args, check=True):
-    env = dict(os.environ, DOCKER_HOST="unix://" + vm["docker_socket"])
-    res = subprocess.run(["docker"] + list(args), env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, timeout=120)
-    if check:
-        assert res.returncode == 0, res.stderr.decode()
-    return res.stdout.decode().strip()
 
 
 def state_of(vm, name):
@@ -67,13 +59,3 @@ def parse_xml(text):
     assert text.startswith('<?xml version="1.0" ?>'), text[:60]
     return xml.dom.minidom.parseString(text.encode("ascii"))
 
-
-def wait_for(fn, timeout=30, interval=0.1):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("condition not met in %ss (last: %r)" % (timeout, last))
