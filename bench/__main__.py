@@ -136,7 +136,8 @@ def render(results):
          "x%.2f, x%.2f" % ((lat["ours_get_top"] - lat["docker_top"]) / lat["noop_plugin"],
                            (lat["ours_stop"] - lat["docker_stop"]) / lat["noop_plugin"]),
          "<= x1.5"],
-    ] + agent_rows(results.get("agent")) + [["%d VMs: idle CPU / RSS" % s["vms"], "%.1f %% of a core / %.0f MB" % (
+    ] + agent_rows(results.get("agent")) + [
+        ["%d VMs: idle CPU / RSS" % s["vms"], "%.1f %% of a core / %.0f MB" % (
         100 * s["idle_cpu"], s["idle_rss_mb"]),
         "<= 2 % / <= 200 MB" if s["vms"] == 500 else ""] for s in sc] + [
         ["%d VMs under load: XAPI write batches per VM per second (max of one VM)" % s["vms"],

@@ -112,6 +112,10 @@ class Manager(object):
     def _reconcile(self, view):
         mine = model.followed_by(view, self.host_ref)
         follower = self.followers.get(view.uuid)
+        if mine and follower is not None and type(follower) is not _follower_class(view):
+            # re-registered with another transport: follow it the new way
+            self._stop(view.uuid, "transport changed to %s" % view.transport[:20])
+            follower = None
         if mine and follower is None:
             self._start(view)
         elif mine:
@@ -128,11 +132,8 @@ class Manager(object):
         return "the VM is now resident on another host"
 
     def _start(self, view):
-        if view.transport == C.MODE_AGENT:
-            cls = AgentFollower
-        elif view.transport == C.MODE_SSH:
-            cls = Follower
-        else:
+        cls = _follower_class(view)
+        if cls is None:
             log.info("VM %s uses an unknown transport %r: not followed", view.uuid,
                      view.transport[:20])
             return
@@ -231,3 +232,9 @@ class Manager(object):
                 "vms_known": len(self.views), "followed": len(self.followers),
                 "fresh": sum(1 for f in self.followers.values() if f.fresh),
                 "outbox": self.outbox.size(), "writes": self.stats.snapshot()}
+
+
+def _follower_class(view):
+    """The follower for the VM's transport (None for a transport this monitor lacks)."""
+    return {C.MODE_AGENT: AgentFollower, C.MODE_SSH: Follower}.get(view.transport)
+

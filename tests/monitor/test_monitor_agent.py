@@ -60,3 +60,23 @@ def test_agent_stopped_and_started(pool):
     started = time.time()
     labpool.start_agent(paths, rt, spec)
     wait_for(lambda: fresh_since(pool, started - 1), 30, what="fresh again")
+
+
+def test_switching_transport_changes_how_the_vm_is_followed(pool):
+    """Re-registering with another mode replaces the follower (SSH <-> agent)."""
+    from tests.monitor.helpers import monitor_log
+    vm = pool.lab.vm("vm0")
+    pool.plugin("prepare", vmuuid=vm["uuid"], username=vm["ssh"]["user"],
+                password=vm["ssh"]["password"])
+    pool.plugin("register", vmuuid=vm["uuid"], mode="ssh")
+    wait_for(lambda: "transport changed to ssh" in monitor_log(pool.lab, "host0"), 30,
+             what="the monitor following over SSH")
+    docker(vm, "run", "-d", "--name", "viassh", "xsclab/busybox:1", "sleep", "3600")
+    wait_for(lambda: (ps_entries(pool.other_config("vm0").get(C.KEY_DOCKER_PS)) or {})
+             .get("viassh") == C.STATUS_UP, 30, what="the container shown over SSH")
+    pool.plugin("register", vmuuid=vm["uuid"], mode="agent")
+    wait_for(lambda: "transport changed to agent" in monitor_log(pool.lab, "host0"), 30,
+             what="the monitor following through the agent again")
+    docker(vm, "pause", "viassh")
+    wait_for(lambda: (ps_entries(pool.other_config("vm0").get(C.KEY_DOCKER_PS)) or {})
+             .get("viassh") == C.STATUS_PAUSED, 30, what="the pause shown through the agent")
