@@ -93,12 +93,13 @@ class FakeVms(object):
 
     def _engine(self):
         log_path = os.path.join(self.state, "dockerd.log")
-        self.pids["dockerd"] = proc.spawn(self._ns([
-            "dockerd", "--host", "unix://" + self.docker_socket, "--data-root",
-            self.data_root, "--exec-root", self.exec_root, "--pidfile",
-            os.path.join(self.run, "dockerd.pid"), "--group", "docker",
-            "--shutdown-timeout", "2", "--userland-proxy=false", "--bridge", "none",
-            "--iptables=false"]), log_path)
+        self.pids["dockerd"] = proc.spawn(self._ns(labvm.private_etc_docker(
+            os.path.join(self.state, "etc-docker"), [
+                "dockerd", "--host", "unix://" + self.docker_socket, "--data-root",
+                self.data_root, "--exec-root", self.exec_root, "--pidfile",
+                os.path.join(self.run, "dockerd.pid"), "--group", "docker",
+                "--shutdown-timeout", "2", "--userland-proxy=false", "--bridge", "none",
+                "--iptables=false"])), log_path)
         proc.wait_for(lambda: proc.unix_socket_ready(self.docker_socket), 60, "dockerd")
 
         class Paths(object):

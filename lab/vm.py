@@ -171,23 +171,27 @@ def start_engine(paths, spec):
         return pid
     os.makedirs(spec["data_root"], exist_ok=True)
     os.makedirs(spec["exec_root"], exist_ok=True)
-    etc = os.path.join(paths.vm_state(spec["name"]), "etc-docker")
-    os.makedirs(etc, exist_ok=True)
-    # Its own mount namespace too: the engine keeps its identity (key.json) in /etc/docker,
-    # which each VM must have to itself, and its container mounts vanish with it.
-    argv = _ns_argv(spec, [
-        "unshare", "--mount", "--propagation", "private", "--",
-        "sh", "-c", 'mount --bind "$0" /etc/docker && exec "$@"', etc,
+    argv = _ns_argv(spec, private_etc_docker(
+        os.path.join(paths.vm_state(spec["name"]), "etc-docker"), [
         "dockerd", "--host", "unix://" + spec["docker_socket"],
         "--data-root", spec["data_root"], "--exec-root", spec["exec_root"],
         "--pidfile", os.path.join(spec["run"], "dockerd.pid"), "--group", "docker",
-        "--shutdown-timeout", DOCKER_SHUTDOWN_TIMEOUT, "--userland-proxy=false"])
+        "--shutdown-timeout", DOCKER_SHUTDOWN_TIMEOUT, "--userland-proxy=false"]))
     proc.spawn(argv, paths.log("dockerd-" + spec["name"]))
     proc.wait_for(lambda: proc.unix_socket_ready(spec["docker_socket"]), 60,
                   "the Docker Engine of %s (log: %s)" % (spec["name"],
                                                          paths.log("dockerd-" + spec["name"])))
     ensure_image(paths, spec)
     return _pid_from(os.path.join(spec["run"], "dockerd.pid"), "dockerd")
+
+
+def private_etc_docker(etc, argv):
+    """argv (a dockerd) in its own mount namespace with etc as its /etc/docker: an engine
+    keeps its identity (key.json) there, which each VM must have to itself, and its
+    container mounts vanish with it."""
+    os.makedirs(etc, exist_ok=True)
+    return ["unshare", "--mount", "--propagation", "private", "--",
+            "sh", "-c", 'mount --bind "$0" /etc/docker && exec "$@"', etc] + argv
 
 
 def docker(spec, *args, **kw):

@@ -16,6 +16,8 @@ import tarfile
 import tempfile
 import time
 
+from lab.vm import private_etc_docker
+
 DOCKERD = "/usr/sbin/dockerd"
 BUSYBOX = "/bin/busybox"
 IMAGE = "xsc-busybox:test"
@@ -72,16 +74,14 @@ class Engine(object):
         self.imported = False
 
     def start(self):
-        etc = os.path.join(self.base, "etc-docker")
-        os.makedirs(etc, exist_ok=True)
         self.log = open(os.path.join(self.base, "dockerd.log"), "ab")
         self.proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-             'mount --bind "$0" /etc/docker && exec "$@"', etc,
-             DOCKERD, "--host", self.url, "--data-root", os.path.join(self.base, "data"),
-             "--exec-root", os.path.join(self.base, "exec"),
-             "--pidfile", os.path.join(self.base, "dockerd.pid"),
-             "--bridge=none", "--iptables=false", "--ip6tables=false", "--log-level=warn"],
+            private_etc_docker(os.path.join(self.base, "etc-docker"), [
+                DOCKERD, "--host", self.url, "--data-root", os.path.join(self.base, "data"),
+                "--exec-root", os.path.join(self.base, "exec"),
+                "--pidfile", os.path.join(self.base, "dockerd.pid"),
+                "--bridge=none", "--iptables=false", "--ip6tables=false",
+                "--log-level=warn"]),
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while not ping(self.socket):
