@@ -209,9 +209,11 @@ class FakeVms(object):
 
     # ------------------------------------------------------------ teardown
     def close(self):
+        keep = os.path.join(REPO, "build", "bench-logs")  # for a look after the run
+        os.makedirs(keep, exist_ok=True)
         for name in ("monitor.log", "monitor.out", "sshd.log", "dockerd.log"):
-            try:   # kept for a look after the run
-                shutil.copy(os.path.join(self.state, name), "/tmp/xscb-last-" + name)
+            try:
+                shutil.copy(os.path.join(self.state, name), os.path.join(keep, name))
             except OSError:
                 pass
         for name in ("monitor", "sshd"):
