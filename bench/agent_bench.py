@@ -6,7 +6,7 @@ import time
 
 from bench.common import (Pool, ProcStat, docker_api, log, median, percentile, precompile,
                           start_lab, stop_lab, wait_vm_change)
-from bench.lab_bench import STOPPABLE, _create, _timed
+from bench.lab_bench import STOPPABLE, _create, _timed, propagation_delays
 from dom0_plugin import constants as C
 from tests.monitor.helpers import ask_monitor, ps_entries, wait_for
 
@@ -102,20 +102,7 @@ def docker_own(sock, n=LATENCY_CALLS):
 
 def propagation(pool, sock, samples=PROPAGATION_SAMPLES):
     """Container state change in the VM -> docker_ps in VM.other_config shows it."""
-    ref = pool.vm_ref("vm0")
-    _create(sock, "prop", ["sleep", "100000"])
-    wait_vm_change(pool, ref, lambda oc: "prop" in (ps_entries(oc.get(C.KEY_DOCKER_PS)) or {}))
-    delays = []
-    for i in range(samples):
-        time.sleep(1.1)         # the monitor writes a VM at most once a second
-        verb, want = ("pause", C.STATUS_PAUSED) if i % 2 == 0 else ("unpause", C.STATUS_UP)
-        docker_api(sock, "POST", "/v1.41/containers/prop/" + verb)
-        changed = time.time()
-        seen = wait_vm_change(pool, ref, lambda oc: (ps_entries(
-            oc.get(C.KEY_DOCKER_PS)) or {}).get("prop") == want)
-        delays.append(seen - changed)
-    if samples % 2:
-        docker_api(sock, "POST", "/v1.41/containers/prop/unpause")
+    delays = propagation_delays(pool, sock, samples, spacing=1.1)
     out = {"p50": percentile(delays, 50), "p99": percentile(delays, 99), "max": max(delays),
            "n": len(delays)}
     log("agent propagation: p50 %.3f s p99 %.3f s (n %d)" % (out["p50"], out["p99"], out["n"]))

@@ -38,24 +38,31 @@ def _create(sock, name, cmd, start=True):
         docker_api(sock, "POST", "/v1.41/containers/%s/start" % name)
 
 
-def propagation(pool, vm, sock, runs=2, samples=20):
-    """Container state change in the VM -> docker_ps in VM.other_config shows it."""
+def propagation_delays(pool, sock, samples, spacing=1.2):
+    """Pause/unpause the container "prop" (created if needed) ``samples`` times, each time
+    measuring until docker_ps in VM.other_config shows it; the delays in seconds."""
     ref = pool.vm_ref("vm0")
     _create(sock, "prop", ["sleep", "100000"])
     wait_vm_change(pool, ref, lambda oc: "prop" in (ps_entries(oc.get(C.KEY_DOCKER_PS)) or {}))
+    delays = []
+    for i in range(samples):
+        time.sleep(spacing)     # the monitor writes a VM at most once a second
+        verb, want = ("pause", C.STATUS_PAUSED) if i % 2 == 0 else ("unpause", C.STATUS_UP)
+        docker_api(sock, "POST", "/v1.41/containers/prop/" + verb)
+        changed = time.time()
+        seen = wait_vm_change(pool, ref, lambda oc: (ps_entries(
+            oc.get(C.KEY_DOCKER_PS)) or {}).get("prop") == want)
+        delays.append(seen - changed)
+    if samples % 2:
+        docker_api(sock, "POST", "/v1.41/containers/prop/unpause")
+    return delays
+
+
+def propagation(pool, vm, sock, runs=2, samples=20):
+    """Container state change in the VM -> docker_ps in VM.other_config shows it."""
     per_run = []
     for run in range(runs):
-        delays = []
-        for i in range(samples):
-            time.sleep(1.2)     # the monitor writes a VM at most once a second
-            verb, want = ("pause", C.STATUS_PAUSED) if i % 2 == 0 else ("unpause", C.STATUS_UP)
-            docker_api(sock, "POST", "/v1.41/containers/prop/" + verb)
-            changed = time.time()
-            seen = wait_vm_change(pool, ref, lambda oc: (ps_entries(
-                oc.get(C.KEY_DOCKER_PS)) or {}).get("prop") == want)
-            delays.append(seen - changed)
-        if samples % 2:
-            docker_api(sock, "POST", "/v1.41/containers/prop/unpause")
+        delays = propagation_delays(pool, sock, samples)
         per_run.append(delays)
         log("propagation run %d: p50 %.3f s p99 %.3f s" % (run + 1, percentile(delays, 50),
                                                             percentile(delays, 99)))
