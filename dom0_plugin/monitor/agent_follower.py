@@ -126,16 +126,8 @@ class AgentLink(object):
 class AgentFollower(Follower):
     """Follower of a VM registered with the agent transport."""
 
-    def on_view(self, view):
-        from dom0_plugin.monitor import model
-        old, self.view = self.view, view
-        if model.is_copy(view):
-            self._wipe_copy()
-            return
-        if view.domid != old.domid:
-            self.restart("the VM's domain changed (rebooted or migrated)")
-        if self._differs(view):
-            self._schedule_verify()
+    def _settings_changed(self, old, view):
+        pass            # no login settings: the report is read through xenstore
 
     def on_addresses(self):
         pass            # no network involved

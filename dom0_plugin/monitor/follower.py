@@ -104,12 +104,17 @@ class Follower(object):
             return
         if view.domid != old.domid:
             self.restart("the VM's domain changed (rebooted or migrated)")
-        elif (view.hostkey, view.username) != (old.hostkey, old.username):
+        else:
+            self._settings_changed(old, view)
+        if self._differs(view):
+            self._schedule_verify()
+
+    def _settings_changed(self, old, view):
+        """Reconnect when the SSH login settings (pinned key, user) changed."""
+        if (view.hostkey, view.username) != (old.hostkey, old.username):
             if self.link is None or view.hostkey != ssh_transport.format_pin(
                     self.link.host_key) or view.username != old.username:
                 self.restart("the VM's login settings changed")
-        if self._differs(view):
-            self._schedule_verify()
 
     def on_addresses(self):
         """The VM's reported addresses changed."""
