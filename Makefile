@@ -9,7 +9,7 @@ setup:
 
 # set up the machine, then run every test (CI runs exactly this)
 test: setup
-	.venv/bin/vermin --no-tips --violations -t=3.6- dom0_plugin guest_agent/__init__.py guest_agent/xenstore.py guest_agent/report_schema.py
+	.venv/bin/vermin --no-tips --violations -t=3.6- dom0_plugin xsc_contract
 	$(PY) -m pytest tests
 
 # bring up a lab pool and walk through the product on it

@@ -5,7 +5,8 @@ setup(
     name="xscontainer-ng",
     version="0.1.0",
     description="Docker container management for XenServer 8 / XCP-ng 8.3 pools",
-    packages=find_packages(include=["dom0_plugin*", "guest_agent*", "lab*", "pack*"]),
+    packages=find_packages(include=["dom0_plugin*", "guest_agent*", "xsc_contract*", "lab*",
+                                             "pack*"]),
     package_data={"lab": ["dom0_site/*.py"]},
     python_requires=">=3.6",
     extras_require={

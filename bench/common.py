@@ -10,10 +10,11 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from lab import dom0_python  # noqa: E402
 from tests.labfixture import Lab, lab_cmd  # noqa: E402
 from tests.monitor.helpers import Pool  # noqa: E402,F401  (re-exported)
 
-DOM0_PYTHON = "/root/.pyenv/versions/3.6.15/bin/python3.6"
+DOM0_PYTHON = dom0_python.required()
 
 
 def log(text):

@@ -38,12 +38,23 @@ def _create(sock, name, cmd, start=True):
         docker_api(sock, "POST", "/v1.41/containers/%s/start" % name)
 
 
+def _ensure_prop(pool, sock):
+    """The container "prop", running and shown in docker_ps (created on first use)."""
+    try:
+        docker_api(sock, "GET", "/v1.41/containers/prop/json")
+    except RuntimeError as error:
+        if ": 404 " not in str(error):
+            raise
+        _create(sock, "prop", ["sleep", "100000"])
+    wait_vm_change(pool, pool.vm_ref("vm0"), lambda oc: (ps_entries(
+        oc.get(C.KEY_DOCKER_PS)) or {}).get("prop") == C.STATUS_UP)
+
+
 def propagation_delays(pool, sock, samples, spacing=1.2):
     """Pause/unpause the container "prop" (created if needed) ``samples`` times, each time
     measuring until docker_ps in VM.other_config shows it; the delays in seconds."""
     ref = pool.vm_ref("vm0")
-    _create(sock, "prop", ["sleep", "100000"])
-    wait_vm_change(pool, ref, lambda oc: "prop" in (ps_entries(oc.get(C.KEY_DOCKER_PS)) or {}))
+    _ensure_prop(pool, sock)
     delays = []
     for i in range(samples):
         time.sleep(spacing)     # the monitor writes a VM at most once a second

@@ -4,14 +4,14 @@ The guest agent (guest_agent/) writes a report under /local/domain/<domid>/data/
 xscontainer; dom0 reads it here and answers like dom0_plugin.docker_api.DockerClient
 does over SSH: same method names, same result shapes, same error classes. Lifecycle
 calls, inspect, top and logs go through the request channel (requests/<id> written by
-dom0, answers/<id> by the guest). Layout and checks: guest_agent.report_schema and
+dom0, answers/<id> by the guest). Layout and checks: xsc_contract.report_schema and
 docs/guest-report.md.
 
 Everything the guest wrote is hostile: reads are bounded in number and size, and any
 problem becomes an error with a reason (report_schema.ReportError, or an XscError from
 AgentDocker), never a crash or an unbounded wait.
 
-Python 3.6, stdlib + guest_agent.xenstore + guest_agent.report_schema.
+Python 3.6, stdlib + xsc_contract.xenstore + xsc_contract.report_schema.
 """
 
 import binascii
@@ -25,8 +25,8 @@ from dom0_plugin.docker_api import (DEFAULT_TIMEOUT, LOGS_MAX_BYTES, LOGS_MAX_BY
                                     STOP_GRACE_SECONDS, Logs, parse_api_version)
 from dom0_plugin.errors import (DockerError, DockerUnavailable, NoSuchContainer,
                                 VmUnreachable, XscError)
-from guest_agent import report_schema as S
-from guest_agent.xenstore import Client, XenstoreError, default_path
+from xsc_contract import report_schema as S
+from xsc_contract.xenstore import Client, XenstoreError, default_path
 
 # Proposed for constants.py (params in brackets):
 ERR_AGENT_REFUSED = C.ERR_AGENT_REFUSED
@@ -181,7 +181,7 @@ def _new_request_id():
 class AgentDocker(object):
     """DockerClient's interface for a VM whose guest agent reports through xenstore.
 
-    ``xs``: a guest_agent.xenstore.Client on dom0's xenstored (None: open one, closed
+    ``xs``: a xsc_contract.xenstore.Client on dom0's xenstored (None: open one, closed
     by close()); ``domid``: the VM's domain id; ``vm_uuid`` names it in errors;
     ``timeout``: seconds to wait for an answer to a request.
     """

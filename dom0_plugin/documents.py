@@ -3,9 +3,11 @@
 See consumer-contract.md. What every document guarantees:
 
 - ``<?xml version="1.0" ?>`` then one root element; well-formed whatever the input.
-- Text is escaped exactly once. The output is ASCII only: non-ASCII characters become
-  numeric character references (dom0's Python 3.6 stdout is ASCII) and round-trip.
-  ``\\r`` is written ``&#13;`` so parsers don't turn it into ``\\n``.
+- Text is escaped exactly once, with the five named entities only (``&amp;`` ``&lt;``
+  ``&gt;``, and ``&quot;`` in attributes): every other character is written as itself
+  (XAPI strings are UTF-8). XO's parser decodes nothing else, so a numeric reference such
+  as ``&#233;`` would show literally. Only a channel that must be ASCII (the plugin's
+  stdout) escapes, in its own envelope (plugins/xscontainer).
 - Characters XML 1.0 cannot carry (controls other than TAB/LF/CR, lone surrogates,
   U+FFFE, U+FFFF) are replaced by U+FFFD.
 - Keys that are not safe element names (not ``[A-Za-z_][A-Za-z0-9._-]*``, starting with
@@ -25,20 +27,23 @@ docker_ps status (``status``), from Docker's ``State`` (``Status`` text as fallb
                                Docker's Status text, 0 when neither says
     created                 -> Exited (0)   (never ran; XenCenter shows it halted)
 
-Docker's own ``State`` is kept in the ``state`` field. docker_ps over budget drops, in
-this order, ``labels``, ``ports``, ``command``, ``state``, ``image``, ``created`` from
-every entry, then whole containers (exited ones first, the newest kept).
+Docker's own ``State`` is kept in the ``state`` field. The required fields (``id``,
+``names``, ``container``, ``image``, ``command``, ``created``, ``status``: what XO and
+XenCenter show) are in every entry written. docker_ps over budget drops the optional
+fields ``labels``, ``ports``, ``state`` (in that order) from every entry, then whole
+entries: exited ones before running or paused ones, the oldest first.
 """
 
 import collections
 import re
+import time
 
 from dom0_plugin import constants as C
 
 # --- text and names -------------------------------------------------------------------
 
-# Text that needs no work: printable ASCII except & < >, plus TAB and LF.
-_NEEDS_WORK = re.compile("[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\x7e]")
+# Text that needs work: & < > or a character XML 1.0 cannot carry.
+_NEEDS_WORK = re.compile("[&<>]|[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
 _NAME_MAX = 200
@@ -48,22 +53,20 @@ REPLACEMENT_CHAR = "\ufffd"
 
 
 def escape_text(text):
-    """Escape ``text`` for element content: once, ASCII-only, XML 1.0 safe."""
+    """Escape ``text`` for element content: once, XML 1.0 safe, characters as themselves."""
     if _NEEDS_WORK.search(text) is None:
         return text
     text = _NOT_XML_CHAR.sub(REPLACEMENT_CHAR, text)
-    text = (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("\r", "&#13;"))
-    return text.encode("ascii", "xmlcharrefreplace").decode("ascii")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def escape_attribute(text):
-    """Escape ``text`` for a double-quoted attribute value (whitespace kept exactly)."""
+    """Escape ``text`` for a double-quoted attribute value. TAB, LF and CR stay numeric
+    references: a parser would turn them into spaces (attribute value normalisation)."""
     text = _NOT_XML_CHAR.sub(REPLACEMENT_CHAR, text)
-    text = (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;").replace("\r", "&#13;").replace("\n", "&#10;")
             .replace("\t", "&#9;"))
-    return text.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
 def is_plain_name(key):
@@ -95,8 +98,13 @@ def _tags(key):
 
 
 def wire_size(xml):
-    """Size of ``xml`` once escaped as an XML-RPC string (what xapi receives)."""
-    return len(xml) + 3 * (xml.count("<") + xml.count(">")) + 4 * xml.count("&")
+    """Bytes of ``xml`` once escaped as an XML-RPC string, UTF-8 encoded (what xapi
+    receives from the XenAPI client)."""
+    try:
+        size = len(xml.encode("ascii"))
+    except UnicodeEncodeError:
+        size = len(xml.encode("utf-8"))
+    return size + 3 * (xml.count("<") + xml.count(">")) + 4 * xml.count("&")
 
 
 # --- generic conversion -----------------------------------------------------------------
@@ -247,13 +255,17 @@ def render_inspect(inspect, budget=C.DOCUMENT_BUDGET_BYTES):
 # --- docker_top -------------------------------------------------------------------------
 
 _TOP_CAPS = Caps(text=1024, items=0, depth=0)
+_TOP_REQUIRED = frozenset(("CMD", "TIME"))
+_PID = re.compile(r"[0-9]{1,10}\Z")
 
 
 def render_top(top, budget=C.DOCUMENT_BUDGET_BYTES):
     """``docker_top`` document from Docker's ``GET /containers/{id}/top``.
 
     One ``<item><Process>`` per row, children named after ``Titles`` (special element
-    for titles such as ``%CPU``). Rows past the budget are left out.
+    for titles such as ``%CPU``). Rows past the budget are left out. XenCenter refuses the
+    whole list when a PID, CMD or TIME cell is empty: a row without a PID is left out,
+    an empty CMD or TIME is written ``-`` (as ``ps`` writes a value it does not have).
     """
     if not isinstance(top, dict):
         raise ValueError("expected a JSON object for docker_top")
@@ -263,6 +275,8 @@ def render_top(top, budget=C.DOCUMENT_BUDGET_BYTES):
         raise ValueError("Titles and Processes must be lists")
     titles = [t if isinstance(t, str) else str(t) for t in titles[:64]]
     tags = [_tags(t) for t in titles]
+    pid_at = titles.index("PID") if "PID" in titles else None
+    filled = [t in _TOP_REQUIRED for t in titles]
     wrap_open = "<%s><%s>" % (C.ITEM_ELEMENT, C.PROCESS_ELEMENT)
     wrap_close = "</%s></%s>" % (C.PROCESS_ELEMENT, C.ITEM_ELEMENT)
     room = budget - _empty_document_size(C.ROOT_DOCKER_TOP)
@@ -270,9 +284,14 @@ def render_top(top, budget=C.DOCUMENT_BUDGET_BYTES):
     for row in rows:
         if not isinstance(row, list):
             continue
+        if pid_at is not None and not (pid_at < len(row) and _PID.match(
+                _scalar_text(row[pid_at], _TOP_CAPS))):
+            continue
         out = [wrap_open]
         for index, tag in enumerate(tags):
             text = _scalar_text(row[index], _TOP_CAPS) if index < len(row) else ""
+            if not text.strip() and filled[index]:
+                text = "-"
             if text:
                 out.extend((tag.open, text, tag.close))
             else:
@@ -356,12 +375,17 @@ def _created(value):
     return "0"
 
 
+def _created_int(container):
+    value = _created(container.get("Created"))
+    return int(value) if len(value) <= 19 else 0
+
+
 _PS_CAPS = Caps(text=1024, items=100, depth=4)
 # Fields written for each container, in document order; the optional ones are dropped
 # in PS_DROP_ORDER when the document is over budget.
-PS_FIELDS = ("id", "names", "container", "image", "command", "created", "status",
-             "state", "ports", "labels")
-PS_DROP_ORDER = ("labels", "ports", "command", "state", "image", "created")
+PS_REQUIRED = ("id", "names", "container", "image", "command", "created", "status")
+PS_FIELDS = PS_REQUIRED + ("state", "ports", "labels")
+PS_DROP_ORDER = ("labels", "ports", "state")
 _ENTRY_OPEN = "<%s><%s>" % (C.ITEM_ELEMENT, C.ENTRY_ELEMENT)
 _ENTRY_CLOSE = "</%s></%s>" % (C.ENTRY_ELEMENT, C.ITEM_ELEMENT)
 _ENTRY_SIZE = wire_size(_ENTRY_OPEN + _ENTRY_CLOSE)
@@ -372,10 +396,18 @@ PsDocument.__doc__ = """A rendered docker_ps: the XML, containers shown / receiv
 the optional fields left out to fit the budget."""
 
 
-def _ps_values(container):
+def unknown_status(since):
+    """The status of every entry while the VM cannot be seen: words both tools show as
+    they are, that give no lifecycle button (XO matches Up / Up (Paused) / Exited (N))."""
+    return "Unknown (unreachable since %s)" % time.strftime("%Y-%m-%d %H:%M UTC",
+                                                            time.gmtime(since))
+
+
+def _ps_values(container, status=None):
     container_id = container.get("Id")
     container_id = container_id if isinstance(container_id, str) else ""
-    status = normalise_status(container)
+    known = status is None
+    status = normalise_status(container) if known else status
     return (
         ("id", container_id),
         ("names", _name(container.get("Names"))),
@@ -384,7 +416,7 @@ def _ps_values(container):
         ("command", container.get("Command")),
         ("created", _created(container.get("Created"))),
         ("status", status),
-        ("state", _state(container, status)),
+        ("state", _state(container, status) if known else "unknown"),
         ("ports", container.get("Ports") if isinstance(container.get("Ports"), list)
          else []),
         ("labels", container.get("Labels") if isinstance(container.get("Labels"), dict)
@@ -392,10 +424,10 @@ def _ps_values(container):
     )
 
 
-def _entry_fragments(container):
+def _entry_fragments(container, status=None):
     """{field: (xml, wire size)} for one container."""
     fragments = {}
-    for field, value in _ps_values(container):
+    for field, value in _ps_values(container, status):
         if isinstance(value, (dict, list)):
             xml = element(field, value, _PS_CAPS)
         else:
@@ -405,11 +437,12 @@ def _entry_fragments(container):
     return fragments
 
 
-def render_ps_document(containers, budget=C.DOCUMENT_BUDGET_BYTES):
-    """Render Docker's ``GET /containers/json?all=1`` list as a PsDocument."""
+def render_ps_document(containers, budget=C.DOCUMENT_BUDGET_BYTES, status=None):
+    """Render Docker's ``GET /containers/json?all=1`` list as a PsDocument; ``status``
+    (unknown_status()) replaces every entry's when the list is only the last one known."""
     if not isinstance(containers, list):
         raise ValueError("expected a JSON list of containers")
-    entries = [_entry_fragments(c) for c in containers if isinstance(c, dict)]
+    entries = [_entry_fragments(c, status) for c in containers if isinstance(c, dict)]
     room = budget - _empty_document_size(C.ROOT_DOCKER_PS)
 
     dropped = ()
@@ -424,15 +457,19 @@ def render_ps_document(containers, budget=C.DOCUMENT_BUDGET_BYTES):
 
     keep = range(len(entries))
     if sum(sizes) > room:
-        # Keep running and paused containers first, then the others, each in Docker's
-        # order (newest first).
+        # Keep running and paused containers first, then the others, each the newest
+        # first: what is left out is exited before running, the oldest first.
+        created = [_created_int(c) for c in containers if isinstance(c, dict)]
+
         def priority(i):
-            return (0 if entries[i]["status"][0].startswith(_UP_FRAGMENT) else 1, i)
+            return (0 if entries[i]["status"][0].startswith(_UP_FRAGMENT) else 1,
+                    -created[i], i)
         chosen = []
         for i in sorted(keep, key=priority):
-            if sizes[i] <= room:
-                chosen.append(i)
-                room -= sizes[i]
+            if sizes[i] > room:
+                break
+            chosen.append(i)
+            room -= sizes[i]
         keep = sorted(chosen)
 
     fields = [f for f in PS_FIELDS if f not in dropped]

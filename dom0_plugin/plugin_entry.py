@@ -4,6 +4,7 @@ Used by the plugin file /etc/xapi.d/plugins/xscontainer (which stays thin).
 """
 import logging
 import logging.handlers
+import sys
 import warnings
 
 from dom0_plugin import constants as C
@@ -90,6 +91,17 @@ def repair_argv(argv):
     import os
     for i in range(1, len(argv)):
         argv[i] = os.fsencode(argv[i]).decode("utf-8", "replace")
+
+
+def ascii_envelope():
+    """Results hold documents in UTF-8; dom0's Python 3.6 stdout is ASCII (no locale).
+    The XML-RPC methodResponse XenAPIPlugin prints is the channel that must be ASCII: it
+    carries any other character as a numeric reference, which xapi's parser decodes back
+    (the documents themselves keep the characters)."""
+    import io
+    sys.stdout.flush()
+    sys.stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="ascii",
+                                  errors="xmlcharrefreplace", line_buffering=True)
 
 
 def table(failure_cls):

@@ -111,7 +111,7 @@ def domid_of(session, vm):
 def agent_advertised(session, vm):
     """Whether the guest runs the xscontainer agent (its capability flag in xenstore)."""
     from dom0_plugin.agent_transport import agent_present
-    from guest_agent.xenstore import Client
+    from xsc_contract.xenstore import Client
     try:
         xs = Client()
     except OSError as e:

@@ -1,7 +1,7 @@
 """xscontainer-ng guest agent: reports a VM's Docker containers into its xenstore tree.
 
-``xenstore`` and ``report_schema`` are also imported by dom0: they stay Python 3.6
-compatible and stdlib only. The rest needs Python >= 3.8 and the Docker SDK.
+Python >= 3.8 and the Docker SDK. What it shares with dom0 (the report schema, the
+xenstore client) is in ``xsc_contract``.
 """
 
 __version__ = "0.1.0"

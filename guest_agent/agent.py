@@ -25,7 +25,7 @@ from guest_agent import config as config_mod
 from guest_agent.collector import Collector
 from guest_agent.publisher import Publisher
 from guest_agent.requests import Executor, RequestChannel
-from guest_agent.xenstore import Client, XenstoreError
+from xsc_contract.xenstore import Client, XenstoreError
 
 log = logging.getLogger("xscontainer-agent")
 

@@ -1,9 +1,10 @@
 """Follows the Docker Engine: its container events, with a full resync at start, after
 every reconnect and at a slow period; survives the engine restarting or being absent.
 
-Two threads: one blocks on the event stream and notes which containers changed; the
-other refreshes those containers (one API call for a burst of events), resyncs on time,
-and reconnects with exponential backoff. Both block while nothing happens.
+Two threads: one blocks on the event stream and queues the container events; the other
+refreshes those containers (one API call for a burst of events), reads them again until
+the list agrees with their last event (docker_events.Convergence), resyncs on time, and
+reconnects with exponential backoff. Both block while nothing happens.
 """
 
 import logging
@@ -13,16 +14,15 @@ import time
 import docker
 import requests
 
-from guest_agent import report_schema as S
+from xsc_contract import report_schema as S
 from guest_agent.publisher import EMPTY_SNAPSHOT, Snapshot
+from xsc_contract import docker_events as events
 
 log = logging.getLogger(__name__)
 
-# Container events that can change what the report shows (exec_*, attach, top... can't).
-STATE_ACTIONS = frozenset(("create", "start", "restart", "stop", "die", "kill", "pause",
-                           "unpause", "destroy", "rename", "update", "oom"))
 REFRESH_BY_ID_MAX = 50      # more changed containers than this: list them all
-RECHECK_SECONDS = 0.1
+CONVERGE_MAX = 1000         # containers checked until the list caught up with their event
+EVENTS_QUEUED_MAX = 10000   # a flood beyond this: list everything once
 API_TIMEOUT = 30
 
 # What a lost or absent engine looks like through the SDK.
@@ -52,7 +52,8 @@ class Collector(object):
         self.retry_max_seconds = retry_max_seconds
         self._cond = threading.Condition()
         self._snapshot = EMPTY_SNAPSHOT
-        self._dirty = set()
+        self._events = []           # (container id, action) read, not yet handled
+        self._overflow = False
         self._stream_over = False
         self._stopping = False
         self._stream = None
@@ -130,8 +131,10 @@ class Collector(object):
     def _follow(self, client):
         """Resync, then follow events until the stream ends or we stop."""
         with self._cond:
-            self._dirty.clear()
+            self._events = []
+            self._overflow = False
             self._stream_over = False
+        converge = events.Convergence(limit=CONVERGE_MAX)
         # The stream starts before the list, so nothing between the two is missed.
         self._stream = client.events(decode=True, filters={"type": "container"})
         reader = threading.Thread(target=self._read_events, args=(self._stream,),
@@ -141,34 +144,36 @@ class Collector(object):
             self._resync(client)
             log.info("following the Docker Engine at %s", self.url)
             next_resync = time.monotonic() + self.resync_seconds
-            recheck, recheck_at = set(), None
             while True:
                 with self._cond:
-                    while (not self._dirty and not self._stream_over and not self._stopping
-                           and time.monotonic() < min(next_resync, recheck_at or next_resync)):
-                        self._cond.wait(max(0.0, min(next_resync, recheck_at or next_resync)
+                    while (not self._events and not self._stream_over and not self._stopping
+                           and time.monotonic() < _soonest(next_resync, converge.next_due())):
+                        self._cond.wait(max(0.0, _soonest(next_resync, converge.next_due())
                                             - time.monotonic()))
                     if self._stopping:
                         return
-                    if self._stream_over and not self._dirty:
+                    if self._stream_over and not self._events:
                         raise requests.exceptions.ConnectionError(
                             "the Docker event stream ended (engine stopped or restarted)")
-                    dirty, self._dirty = self._dirty, set()
-                now = time.monotonic()
-                due = set()
-                if recheck_at is not None and now >= recheck_at:
-                    due, recheck, recheck_at = recheck, set(), None
-                if now >= next_resync or len(dirty) > REFRESH_BY_ID_MAX:
-                    self._resync(client)
+                    batch, self._events = self._events, []
+                    overflow, self._overflow = self._overflow, False
+                dirty = set()
+                for container_id, action in batch:
+                    converge.event(container_id, action)
+                    dirty.add(container_id)
+                ids = dirty | converge.due(time.monotonic())
+                if (overflow or time.monotonic() >= next_resync
+                        or len(ids) > REFRESH_BY_ID_MAX):
+                    ids = converge.tracked()
+                    marks = converge.marks(ids)
+                    found = self._resync(client)
                     next_resync = time.monotonic() + self.resync_seconds
-                    recheck, recheck_at = set(), None
-                elif dirty or due:
-                    self._refresh(client, dirty | due)
-                    if dirty:
-                        # Docker sends some events (pause...) before the state its list
-                        # shows is updated: look at these containers once more shortly.
-                        recheck |= dirty
-                        recheck_at = recheck_at or time.monotonic() + RECHECK_SECONDS
+                elif ids:
+                    marks = converge.marks(ids)
+                    found = self._refresh(client, ids)
+                else:
+                    continue
+                converge.observed(ids, found, time.monotonic(), marks)
         finally:
             self._close_stream()
             reader.join(5)
@@ -176,15 +181,14 @@ class Collector(object):
     def _read_events(self, stream):
         try:
             for event in stream:
-                if not isinstance(event, dict):
-                    continue
-                action = str(event.get("Action") or event.get("status") or "")
-                actor = event.get("Actor") if isinstance(event.get("Actor"), dict) else {}
-                container_id = actor.get("ID") or event.get("id")
+                container_id, action = events.container_action(event)
                 log.debug("docker event %s %s", action, str(container_id)[:12])
-                if action.split(":")[0] in STATE_ACTIONS and S.is_container_id(container_id):
+                if action in events.LIST_ACTIONS and container_id is not None:
                     with self._cond:
-                        self._dirty.add(container_id)
+                        if len(self._events) < EVENTS_QUEUED_MAX:
+                            self._events.append((container_id, action))
+                        else:
+                            self._overflow = True
                         self._cond.notify_all()
         except Exception as error:  # the engine went away mid-stream
             log.debug("event stream ended: %s", error)
@@ -194,11 +198,12 @@ class Collector(object):
                 self._cond.notify_all()
 
     def _resync(self, client):
-        containers = client.containers(all=True)
+        containers = _by_id(client.containers(all=True))
         info = client.info()
         version = client.version()
         self.resyncs += 1
-        self._set(Snapshot(True, "", _by_id(containers), version, info))
+        self._set(Snapshot(True, "", containers, version, info))
+        return containers
 
     def _refresh(self, client, ids):
         found = _by_id(client.containers(all=True, filters={"id": sorted(ids)}))
@@ -210,6 +215,11 @@ class Collector(object):
             else:
                 containers.pop(container_id, None)
         self._set(current._replace(docker_up=True, error="", containers=containers))
+        return found
+
+
+def _soonest(when, other):
+    return when if other is None else min(when, other)
 
 
 def _by_id(containers):

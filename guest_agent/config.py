@@ -28,7 +28,7 @@ import collections
 import configparser
 import os
 
-from guest_agent import report_schema as S
+from xsc_contract import report_schema as S
 
 DEFAULT_CONFIG = "/etc/xscontainer-agent/agent.conf"
 DEFAULT_XENBUS = "/dev/xen/xenbus"

@@ -9,8 +9,8 @@ import collections
 import logging
 import time
 
-from guest_agent import report_schema as S
-from guest_agent.xenstore import XenstoreError
+from xsc_contract import report_schema as S
+from xsc_contract.xenstore import XenstoreError
 
 log = logging.getLogger(__name__)
 

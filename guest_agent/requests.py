@@ -18,9 +18,9 @@ import time
 
 import docker
 
-from guest_agent import report_schema as S
+from xsc_contract import report_schema as S
 from guest_agent.collector import DOCKER_ERRORS, connect, reason_of
-from guest_agent.xenstore import XenstoreError
+from xsc_contract.xenstore import XenstoreError
 
 log = logging.getLogger(__name__)
 

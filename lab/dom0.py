@@ -66,7 +66,7 @@ def prepare(paths):
         os.replace(vendor + ".tmp", vendor)
     os.makedirs(lib, exist_ok=True)
     for name, target in (("dom0_plugin", os.path.join(REPO, "dom0_plugin")),
-                         ("guest_agent", os.path.join(REPO, "guest_agent")),
+                         ("xsc_contract", os.path.join(REPO, "xsc_contract")),
                          ("vendor", vendor)):
         link = os.path.join(lib, name)
         if not os.path.lexists(link):

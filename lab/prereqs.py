@@ -3,6 +3,8 @@ import os
 import shutil
 import sys
 
+from lab import dom0_python as dom0_python_mod
+
 # command -> Debian package
 COMMANDS = {
     "dockerd": "docker.io",
@@ -18,8 +20,6 @@ COMMANDS = {
     "mount": "mount",
 }
 BUSYBOX = "/bin/busybox"
-DOM0_PYTHON_CANDIDATES = ["/root/.pyenv/versions/3.6.15/bin/python3.6", "/usr/bin/python3.6",
-                          "/usr/local/bin/python3.6"]
 
 
 class MissingPrerequisite(RuntimeError):
@@ -49,12 +49,13 @@ def _static_busybox():
 
 
 def dom0_python():
-    """The interpreter that plays dom0's /usr/bin/python3 (3.6 when available)."""
-    override = os.environ.get("XSCNG_DOM0_PYTHON")
-    if override:
-        return override
-    for path in DOM0_PYTHON_CANDIDATES:
-        if os.access(path, os.X_OK):
-            return path
-    sys.stderr.write("warning: no Python 3.6 found; the lab's dom0 runs %s instead\n" % sys.executable)
+    """The interpreter that plays dom0's /usr/bin/python3: Python 3.6 (lab/dom0_python.py);
+    without one, this Python with a warning (never under CI, where that hides bugs)."""
+    path = dom0_python_mod.find()
+    if path:
+        return path
+    if os.environ.get("CI") == "true":
+        raise MissingPrerequisite(dom0_python_mod.why_missing())
+    sys.stderr.write("warning: %s; the lab's dom0 runs %s instead\n"
+                     % (dom0_python_mod.why_missing(), sys.executable))
     return sys.executable

@@ -3,21 +3,13 @@
 Compiling at build time means dom0 never writes __pycache__ files the RPM does not own, and
 it doubles as a check that nothing in the tree needs syntax newer than 3.6.
 """
-import os
-
+from lab import dom0_python
 from pack.tools import BuildError, run
-
-CANDIDATES = ("/root/.pyenv/versions/3.6.15/bin/python3.6", "/usr/bin/python3.6",
-              "/usr/local/bin/python3.6")
 
 
 def find_python36():
-    """A Python 3.6 interpreter ($XSCNG_DOM0_PYTHON first), or None."""
-    override = os.environ.get("XSCNG_DOM0_PYTHON")
-    for path in ((override,) if override else ()) + CANDIDATES:
-        if path and os.access(path, os.X_OK):
-            return path
-    return None
+    """dom0's Python 3.6 (lab/dom0_python.py), or None."""
+    return dom0_python.find()
 
 
 def compile_tree(python, staged_dir, installed_dir):

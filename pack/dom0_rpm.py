@@ -3,7 +3,7 @@
 Installed layout (the lab's --dom0-root and the product code rely on it):
   /etc/xapi.d/plugins/<every executable in dom0_plugin/plugins/>        0755
   /usr/lib/xscontainer-ng/dom0_plugin/...    the library, its bin/ and plugins/ (+ 3.6 .pyc)
-  /usr/lib/xscontainer-ng/guest_agent/{__init__,report_schema,xenstore}.py  (those that exist)
+  /usr/lib/xscontainer-ng/xsc_contract/...      what dom0 and the guest agent both speak
   /usr/lib/xscontainer-ng/vendor/...         unpacked cp36 wheels of dom0-requirements.txt
   /usr/bin/xscontainer                       the CLI
   /usr/lib/systemd/system/xscontainer-monitor.service, its preset, logrotate, bugtool entry,
@@ -83,11 +83,7 @@ def stage_tree(stage, version, warn):
         warn("dom0_plugin/bin/xscontainer-monitor does not exist yet: the unit is shipped but "
              "stays inactive (ConditionPathExists)")
 
-    wanted = set(N.DOM0_GUEST_MODULES)
-    if os.path.isdir(N.GUEST_SRC):
-        for name in sorted(wanted & set(os.listdir(N.GUEST_SRC))):
-            S.put_file(stage, lib + "/guest_agent/" + name,
-                       src=os.path.join(N.GUEST_SRC, name))
+    S.copy_tree(N.CONTRACT_SRC, stage, lib + "/" + N.CONTRACT_PACKAGE)
 
     wheels.unpack(wheels.dom0_wheels(N.DOM0_REQUIREMENTS, N.WHEEL_CACHE_CP36),
                   S.path_in(stage, lib + "/vendor"))

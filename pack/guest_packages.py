@@ -2,6 +2,7 @@
 
 Installed layout:
   /usr/lib/xscontainer-agent/guest_agent/...   the whole guest_agent package (as it exists)
+  /usr/lib/xscontainer-agent/xsc_contract/...  what the agent and dom0 both speak
   /usr/lib/xscontainer-agent/vendor/...        the Docker SDK and its pure-Python dependencies
   /usr/bin/xscontainer-agent                   launcher: private paths first, then
                                                guest_agent.agent.main()
@@ -28,7 +29,7 @@ Lifecycle requests from dom0 are off unless enabled in /etc/xscontainer-agent/ag
 The Docker SDK it uses is bundled in /usr/lib/xscontainer-agent/vendor.
 """
 
-_COMPILE = ("python3 -m compileall -q %(lib)s/guest_agent %(lib)s/vendor "
+_COMPILE = ("python3 -m compileall -q %(lib)s/guest_agent %(lib)s/xsc_contract %(lib)s/vendor "
             ">/dev/null 2>&1 || true")
 _CLEAN = "find %(lib)s -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true"
 
@@ -108,6 +109,7 @@ def stage_tree(stage, warn):
     copied = 0
     if os.path.isdir(N.GUEST_SRC):
         copied = S.copy_tree(N.GUEST_SRC, stage, lib + "/guest_agent")
+        S.copy_tree(N.CONTRACT_SRC, stage, lib + "/" + N.CONTRACT_PACKAGE)
     if not copied:
         warn("guest_agent/ is empty or missing: the agent packages hold no agent code yet")
     elif not os.path.exists(os.path.join(N.GUEST_SRC, "agent.py")):

@@ -14,7 +14,7 @@ DOM0_PACKAGE = "xscontainer-ng"            # the payload RPM
 UPDATE_LABEL = DOM0_PACKAGE                # update.xml name-label = the yum repo id in dom0
 UPDATE_PACKAGE = "update-" + UPDATE_LABEL  # what comps group `update` requires
 RELEASE = "1"
-LIBDIR = "/usr/lib/xscontainer-ng"         # dom0_plugin/, guest_agent/ (schema), vendor/
+LIBDIR = "/usr/lib/xscontainer-ng"         # dom0_plugin/, xsc_contract/, vendor/
 PLUGIN_DIR = "/etc/xapi.d/plugins"
 CLI_PATH = "/usr/bin/xscontainer"
 MONITOR_UNIT = "xscontainer-monitor.service"
@@ -34,8 +34,6 @@ KEY_FILE = "RPM-GPG-KEY-xscontainer-ng"
 # the legacy Citrix pack shipped the same plugin file: replace it rather than clash
 LEGACY_PACKAGE = "xscontainer"
 DOM0_REQUIREMENTS = os.path.join(PACK_DIR, "dom0-requirements.txt")
-# guest_agent modules dom0 needs to read a guest report (include those that exist)
-DOM0_GUEST_MODULES = ("__init__.py", "report_schema.py", "xenstore.py")
 
 # --- guest ------------------------------------------------------------------------------
 AGENT_PACKAGE = "xscontainer-agent"
@@ -50,6 +48,11 @@ CLOUD_INIT_FILE = "xscontainer-agent.cloud-init.yaml"
 # --- sources and caches -----------------------------------------------------------------
 DOM0_SRC = os.path.join(REPO, "dom0_plugin")
 GUEST_SRC = os.path.join(REPO, "guest_agent")
+# what both dom0 and the guest agent speak (Python 3.6, stdlib only): shipped to both
+CONTRACT_PACKAGE = "xsc_contract"
+CONTRACT_SRC = os.path.join(REPO, CONTRACT_PACKAGE)
+# the trees that run in dom0 (checked for Python 3.6 by vermin, byte-compiled for 3.6)
+DOM0_TREES = (DOM0_SRC, CONTRACT_SRC)
 WHEEL_CACHE_CP36 = os.path.join(REPO, "build", "wheels-cp36")   # shared with the lab
 WHEEL_CACHE_GUEST = os.path.join(REPO, "build", "wheels-guest")
 

@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from tests import prereq
 from tests.labfixture import start_lab, stop_lab
 
 
@@ -15,3 +16,19 @@ def lab():
         yield running
     finally:
         stop_lab(running)
+
+
+@pytest.fixture(scope="session")
+def python36():
+    """dom0's Python 3.6 (lab/dom0_python.py is the one place that finds it)."""
+    from lab import dom0_python
+    path = dom0_python.find()
+    if path is None:
+        prereq.missing("dom0 checks: " + dom0_python.why_missing())
+    return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    for reason, count in sorted(prereq.SKIPPED.items()):
+        terminalreporter.write_line("did not run (%d tests): %s" % (count, reason),
+                                    yellow=True)

@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 PKGS="docker.io openssh-server openssh-client busybox-static xenstore-utils iproute2 util-linux
-      passwd mount procps rpm createrepo-c genisoimage gnupg dpkg-dev python3-venv make tar"
+      passwd mount procps binutils rpm createrepo-c genisoimage gnupg dpkg-dev python3-venv make tar"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -21,3 +21,24 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,lab,agent,dom0]'
+
+# dom0's Python 3.6 (the plugin, the monitor and the lab's dom0 run on it): $XSCNG_DOM0_PYTHON,
+# else a python3.6 on PATH that runs, else one of pyenv's; linked as .venv/bin/python3.6,
+# where lab/dom0_python.py looks. CI must have it; elsewhere the dom0 checks are skipped.
+runs36() { [ -n "$1" ] && [ "$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = 3.6 ]; }
+py36=""
+if [ -n "${XSCNG_DOM0_PYTHON:-}" ]; then
+  runs36 "$XSCNG_DOM0_PYTHON" && py36=$XSCNG_DOM0_PYTHON
+else
+  for c in "$(command -v python3.6 || true)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.6*/bin/python3.6; do
+    if runs36 "$c"; then py36=$c; break; fi
+  done
+fi
+if [ -n "$py36" ]; then
+  ln -sfn "$py36" .venv/bin/python3.6
+else
+  rm -f .venv/bin/python3.6
+  echo "setup: no Python 3.6 for dom0 found: put a python3.6 on PATH (pyenv install 3.6.15)" \
+       "or name one in XSCNG_DOM0_PYTHON" >&2
+  if [ "${CI:-}" = true ]; then exit 1; fi
+fi

@@ -41,7 +41,7 @@ class XenstoreHub(threading.Thread):
         self.stopping = threading.Event()
 
     def _connect(self):
-        from guest_agent.xenstore import Client
+        from xsc_contract.xenstore import Client
         client = Client()
         with self.lock:
             watches = dict(self.watches)
@@ -51,7 +51,7 @@ class XenstoreHub(threading.Thread):
         self.connected.set()
 
     def run(self):
-        from guest_agent.xenstore import XenstoreError
+        from xsc_contract.xenstore import XenstoreError
         backoff = Backoff(0.5, 5.0)
         while not self.stopping.is_set():
             try:
@@ -78,7 +78,7 @@ class XenstoreHub(threading.Thread):
 
     def watch(self, path, token):
         """(in a worker thread) Watch ``path`` for the follower ``token``."""
-        from guest_agent.xenstore import XenstoreError
+        from xsc_contract.xenstore import XenstoreError
         with self.lock:
             self.watches[token] = path
         try:
@@ -152,7 +152,7 @@ class AgentFollower(Follower):
         self.link = AgentLink(self)
         self.written = dict(self.view.digests)
         last_seq, last_change = None, time.monotonic()
-        from guest_agent.xenstore import XenstoreError
+        from xsc_contract.xenstore import XenstoreError
         try:
             try:
                 await loop.run_in_executor(self.hub.executor, hub.watch,
@@ -202,8 +202,8 @@ class AgentFollower(Follower):
 
     async def _read(self, loop, hub, domid):
         from dom0_plugin import agent_transport
-        from guest_agent import report_schema
-        from guest_agent.xenstore import XenstoreError
+        from xsc_contract import report_schema
+        from xsc_contract.xenstore import XenstoreError
         try:
             return await loop.run_in_executor(self.hub.executor, agent_transport.read_report,
                                               hub._client(), domid)

@@ -10,6 +10,7 @@ import re
 from urllib.parse import urlencode
 
 from dom0_plugin import docker_api, validate
+from xsc_contract import docker_events as events
 from dom0_plugin.errors import DockerError, DockerUnavailable, ProtocolError, ResponseTooLarge
 
 _READ_SIZE = 65536
@@ -163,26 +164,20 @@ class EventStream(object):
         return self.pending.pop(0)
 
 
-# Container actions after which the container list may differ. Others (exec_*, top,
-# attach, resize, health_status, archive-path, ...) change nothing docker_ps shows.
-PS_ACTIONS = frozenset(("create", "start", "restart", "stop", "die", "kill", "destroy",
-                        "pause", "unpause", "rename", "update", "oom"))
-# Events after which docker_info may differ (counts of containers and images, config).
-INFO_ACTIONS = frozenset(("create", "start", "die", "destroy", "pause", "unpause"))
 FILTERS = {"type": ["container", "image", "daemon"]}
+
+
+def describe(event):
+    """(container id or None, action, changes ps, changes info) for one Docker event."""
+    container_id, action = events.container_action(event)
+    kind = event.get("Type") or ("container" if "status" in event else None)
+    if kind == "container":
+        return (container_id, action, action in events.LIST_ACTIONS,
+                action in events.INFO_ACTIONS)
+    return None, action, False, kind in ("image", "daemon")
 
 
 def classify(event):
     """(container id or None, changes ps, changes info) for one Docker event."""
-    kind = event.get("Type") or ("container" if "status" in event else None)
-    action = event.get("Action") or event.get("status") or ""
-    action = action.split(":", 1)[0].strip() if isinstance(action, str) else ""
-    if kind == "container":
-        actor = event.get("Actor") if isinstance(event.get("Actor"), dict) else {}
-        container_id = actor.get("ID") or event.get("id")
-        if not validate.is_full_id(container_id):
-            container_id = None
-        return container_id, action in PS_ACTIONS, action in INFO_ACTIONS
-    if kind in ("image", "daemon"):
-        return None, False, True
-    return None, False, False
+    container_id, _, ps, info = describe(event)
+    return container_id, ps, info

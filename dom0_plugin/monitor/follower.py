@@ -29,6 +29,7 @@ from dom0_plugin.monitor import events_stream, model, ssh_link
 from dom0_plugin.monitor import status as st
 from dom0_plugin.monitor.backoff import Backoff
 from dom0_plugin.monitor.containers import ContainerTable
+from xsc_contract.docker_events import Convergence
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class Follower(object):
         self.poke = None
         self.dirty_ids = set()
         self.dirty_all = False
+        self.converge = Convergence()   # containers read until the list shows their event
+        self.ps_shown = None    # (entries in docker_ps, containers) when not all fit
         self.info_dirty = False
         self.version_dirty = False
         self.last_fetch = 0.0
@@ -194,6 +197,7 @@ class Follower(object):
             stream = await link.open_events()
             self.dirty_ids.clear()
             self.dirty_all = self.info_dirty = self.version_dirty = False
+            self.converge = Convergence()
             self.written = dict(self.view.digests)
             docs = await link.call(lambda d: self._resync(d, version))
             now = time.monotonic()
@@ -243,6 +247,8 @@ class Follower(object):
 
     def _render_ps(self):
         doc = documents.render_ps_document(self.table.ordered())
+        total = doc.total + self.table.dropped
+        self.ps_shown = (doc.shown, total) if doc.shown < total else None
         if doc.shown < doc.total or doc.dropped_fields or self.table.dropped:
             log.info("VM %s: docker_ps shows %d of %d containers (%d over the memory cap), "
                      "without %s", self.uuid, doc.shown, doc.total + self.table.dropped,
@@ -271,8 +277,10 @@ class Follower(object):
                 await asyncio.sleep((1.0 - tokens) / rate)
                 tokens, last = 1.0, time.monotonic()
             tokens -= 1.0
-            container_id, ps, info = events_stream.classify(event)
+            container_id, action, ps, info = events_stream.describe(event)
             if ps:
+                if container_id is not None:
+                    self.converge.event(container_id, action)
                 if container_id is None:
                     self.dirty_all = True
                 elif not self.dirty_all:
@@ -295,6 +303,12 @@ class Follower(object):
             self.wake.clear()
             now = time.monotonic()
             self._periodic(now, link)
+            again = self.converge.due(now)
+            if again and not self.dirty_all:
+                self.dirty_ids |= again
+                if len(self.dirty_ids) > self.cfg.incremental_limit:
+                    self.dirty_all = True
+                    self.dirty_ids.clear()
             # docker_info (its counts change with every container event) is re-read at most
             # every info_interval, riding along with a container-list write when there is
             # one: most changes cost one key, not two
@@ -313,9 +327,12 @@ class Follower(object):
             if info:
                 self.info_dirty = False
             began = time.monotonic()
+            checked = self.converge.tracked() if full else ids
+            marks = self.converge.marks(checked)
             docs = await link.call(
                 lambda d: self._refresh(d, ids, full, info, version))
             self.last_fetch = time.monotonic()
+            self.converge.observed(checked, self.table.items, self.last_fetch, marks)
             # a VM whose list is costly to read and render (thousands of containers)
             # is read less often, so that it can't take a worker for itself
             self.fetch_pause = max(self.cfg.fetch_interval, 2 * (self.last_fetch - began))
@@ -333,6 +350,9 @@ class Follower(object):
                                      - time.time()))
         if self.link is not None:
             due = min(due, now + 30.0)
+        again = self.converge.next_due()
+        if again is not None:
+            return max(0.0, min(due, again) - now)
         return max(0.05, due - now)
 
     def _periodic(self, now, link):
@@ -353,15 +373,19 @@ class Follower(object):
 
     # ------------------------------------------------------------ writing
     def _publish(self, docs):
-        """Hand the documents that differ from what XAPI holds to the Outbox."""
+        """Hand the documents that differ from what XAPI holds to the Outbox (and the
+        status, when how many of the containers docker_ps shows changed)."""
         for key, value in docs.items():
             d = model.digest(value)
             if self.written.get(key) != d:
                 self.hub.outbox.set_key(self.uuid, self.view.ref, key, value)
                 self.written[key] = d
+        if self.status is not None and self.status.shown != self.ps_shown:
+            self._write_status(self.status.state, self.status.since, self.status.reason)
 
     def _write_status(self, state, since, reason):
-        status = st.make(state, since, time.time(), self.uuid, self.hub.host_uuid, reason)
+        status = st.make(state, since, time.time(), self.uuid, self.hub.host_uuid, reason,
+                         self.ps_shown)
         self.status = status
         self.status_text = st.encode(status)
         self.hub.outbox.set_key(self.uuid, self.view.ref, C.KEY_STATUS, self.status_text)
@@ -406,6 +430,12 @@ class Follower(object):
         if self.fresh or self.stopping or self.down_since is None:
             return
         self._write_status(st.UNREACHABLE, self.down_since, self.reason)
+        if len(self.table):
+            # the list is only the last one known: say so in every entry, so that no
+            # tool offers Stop or Restart for containers nobody can see
+            doc = documents.render_ps_document(
+                self.table.ordered(), status=documents.unknown_status(self.down_since))
+            self._publish({C.KEY_DOCKER_PS: doc.xml})
         if not self.message_posted:
             when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.down_since))
             body = ("Cannot monitor the containers of VM %s (%s) since %s: %s. The container "

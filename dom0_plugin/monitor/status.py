@@ -17,6 +17,8 @@ A small JSON object (ASCII, compact, sorted keys), for example::
   snapshot carries a copy of its parent's: a mismatch tells the monitor to wipe them.
 - ``host``: uuid of the host whose monitor wrote it. ``reason``: why not fresh (a
   sentence for a person, at most 300 characters).
+- ``shown`` and ``total``, only when docker_ps could not hold every container (thousands
+  of them): how many entries it holds, of how many. ``get_ps`` lists them all.
 """
 import collections
 import json
@@ -30,23 +32,28 @@ UNREACHABLE = "unreachable"
 STATES = (FRESH, STALE, UNREACHABLE)
 REASON_MAX = 300
 
-Status = collections.namedtuple("Status", "state since confirmed vm host reason")
+Status = collections.namedtuple("Status", "state since confirmed vm host reason shown")
+Status.__new__.__defaults__ = (None,)   # shown: None, or (entries shown, containers)
 
 
-def make(state, since, confirmed, vm, host, reason=""):
+def make(state, since, confirmed, vm, host, reason="", shown=None):
     """A Status with its fields normalised (ints, safe reason text)."""
     if state not in STATES:
         raise ValueError("unknown state %r" % state)
+    if shown is not None:
+        shown = (int(shown[0]), int(shown[1]))
     return Status(state, int(since), int(confirmed), vm, host,
-                  validate.guest_text(reason or "", REASON_MAX))
+                  validate.guest_text(reason or "", REASON_MAX), shown)
 
 
 def encode(status):
     """The other_config value of a Status."""
-    return json.dumps({"v": VERSION, "state": status.state, "since": status.since,
-                       "confirmed": status.confirmed, "vm": status.vm, "host": status.host,
-                       "reason": status.reason},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    data = {"v": VERSION, "state": status.state, "since": status.since,
+            "confirmed": status.confirmed, "vm": status.vm, "host": status.host,
+            "reason": status.reason}
+    if status.shown is not None:
+        data["shown"], data["total"] = status.shown
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def decode(text):
@@ -60,8 +67,11 @@ def decode(text):
     if not isinstance(data, dict) or data.get("state") not in STATES:
         return None
     try:
+        shown = None
+        if "shown" in data:
+            shown = (int(data["shown"]), int(data["total"]))
         return Status(data["state"], int(data.get("since") or 0),
                       int(data.get("confirmed") or 0), str(data.get("vm") or ""),
-                      str(data.get("host") or ""), str(data.get("reason") or ""))
-    except (TypeError, ValueError):
+                      str(data.get("host") or ""), str(data.get("reason") or ""), shown)
+    except (KeyError, TypeError, ValueError):
         return None

@@ -162,14 +162,22 @@ class XenstoreDaemon(object):
                 os.unlink(path)
         except FileNotFoundError:
             pass
+        # Bound and listening under a temporary name, then renamed: the path appears only
+        # once connections are accepted (a client that sees it is never refused).
+        staging = "%s.new-%d" % (path, os.getpid())
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            s.bind(path)
-            os.chmod(path, mode)
+            s.bind(staging)
+            os.chmod(staging, mode)
             s.listen(128)
             s.setblocking(False)
+            os.rename(staging, path)
         except OSError:
             s.close()
+            try:
+                os.unlink(staging)
+            except OSError:
+                pass
             raise
         return s
 

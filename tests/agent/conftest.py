@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from guest_agent import report_schema as S
-from guest_agent.xenstore import Client
+from tests import prereq
+from xsc_contract import report_schema as S
+from xsc_contract.xenstore import Client
 from lab import xs as lab_xs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,7 +51,8 @@ class Xenstored(object):
              "--guest-socket-dir", self.guest_dir, "--log", self.log_path],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
             start_new_session=True)
-        wait_for(lambda: os.path.exists(self.dom0_socket), 15, what="xenstored")
+        wait_for(lambda: self.answers(self.dom0_socket, "/"), 30,
+                 what="xenstored to answer")
 
     def guest_socket(self, domid):
         return os.path.join(self.guest_dir, str(domid))
@@ -61,7 +63,16 @@ class Xenstored(object):
 
     def create_domain(self, domid=DOMID, vm_uuid=VM_UUID):
         lab_xs.create_domain(self.dom0_socket, domid, vm_uuid, "vm%d" % domid)
-        wait_for(lambda: os.path.exists(self.guest_socket(domid)), 10, what="guest socket")
+        wait_for(lambda: self.answers(self.guest_socket(domid), "domid"), 30,
+                 what="xenstored to answer domain %d" % domid)
+
+    @staticmethod
+    def answers(socket_path, node):
+        """xenstored answers a read of ``node`` on ``socket_path`` (not just: the socket
+        file exists)."""
+        with Client(socket_path, timeout=5.0) as xs:
+            xs.read(node)
+            return True
 
     def tool(self, *args):
         env = dict(os.environ, XENSTORED_PATH=self.dom0_socket)
@@ -121,7 +132,7 @@ def engine():
     """One engine for the tests that leave it running; they remove their containers."""
     reason = _engine_prerequisites()
     if reason:
-        pytest.skip(reason)
+        prereq.missing(reason)
     eng = Engine(prefix="xsad-")
     try:
         eng.start()
@@ -135,7 +146,7 @@ def own_engine():
     """An engine a test may stop, restart or start late (created, not started)."""
     reason = _engine_prerequisites()
     if reason:
-        pytest.skip(reason)
+        prereq.missing(reason)
     eng = Engine(prefix="xsad-")
     try:
         yield eng

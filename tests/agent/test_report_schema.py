@@ -7,7 +7,7 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guest_agent import report_schema as S
+from xsc_contract import report_schema as S
 
 ID = "f" * 64
 MANY = settings(max_examples=5000, deadline=None,

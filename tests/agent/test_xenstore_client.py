@@ -1,4 +1,4 @@
-"""guest_agent.xenstore against the lab's xenstored, a misbehaving fake server and a
+"""xsc_contract.xenstore against the lab's xenstored, a misbehaving fake server and a
 character device (a pty in raw mode stands in for /dev/xen/xenbus); and the Python 3.6
 promise of the modules dom0 imports."""
 
@@ -15,11 +15,11 @@ import tty
 
 import pytest
 
-from guest_agent import xenstore as X
+from tests import prereq
+from xsc_contract import xenstore as X
 from tests.agent.conftest import DOMID, REPO
 
-PY36 = "/root/.pyenv/versions/3.6.15/bin/python3.6"
-DOM0_MODULES = ("guest_agent/xenstore.py", "guest_agent/report_schema.py",
+DOM0_MODULES = ("xsc_contract/xenstore.py", "xsc_contract/report_schema.py",
                 "dom0_plugin/agent_transport.py")
 
 
@@ -211,14 +211,13 @@ def test_character_device_path():
         os.close(master)
 
 
-@pytest.mark.skipif(not os.path.exists(PY36), reason="no Python 3.6 here")
-def test_dom0_modules_import_under_python36(xsd, domain):
+def test_dom0_modules_import_under_python36(xsd, domain, python36):
     code = ("import sys; sys.path.insert(0, %r)\n"
-            "from guest_agent import xenstore, report_schema\n"
+            "from xsc_contract import xenstore, report_schema\n"
             "from dom0_plugin import agent_transport as T\n"
             "xs = xenstore.Client(%r)\n"
             "print(T.agent_present(xs, %d))\n" % (REPO, xsd.dom0_socket, DOMID))
-    out = subprocess.run([PY36, "-c", code], stdout=subprocess.PIPE,
+    out = subprocess.run([python36, "-c", code], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stdout
 
@@ -226,7 +225,7 @@ def test_dom0_modules_import_under_python36(xsd, domain):
 def test_vermin_python36():
     vermin = os.path.join(os.path.dirname(sys.executable), "vermin")
     if not os.path.exists(vermin):
-        pytest.skip("vermin is not installed")
+        prereq.missing("vermin is not installed (make setup)")
     out = subprocess.run([vermin, "--no-tips", "--violations", "-t=3.6-"]
                          + list(DOM0_MODULES), cwd=REPO, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)

@@ -8,6 +8,7 @@ anything left under its folder is killed (by pid) and unmounted, and the folder 
 
 import pytest
 
+from tests import prereq
 from tests.engine import IMAGE, Engine, missing_prerequisite  # noqa: F401 (IMAGE: tests)
 
 
@@ -15,7 +16,7 @@ from tests.engine import IMAGE, Engine, missing_prerequisite  # noqa: F401 (IMAG
 def engine():
     reason = missing_prerequisite()
     if reason:
-        pytest.skip(reason)
+        prereq.missing(reason)
     eng = Engine(prefix="xscd-")
     try:
         yield eng.start()

@@ -75,7 +75,7 @@ def test_documents_of_real_answers(client, sleeper):
                            (documents.render_version(client.version()), "docker_version"),
                            (documents.render_inspect(client.inspect(cid)), "docker_inspect"),
                            (documents.render_top(client.top(cid)), "docker_top")):
-        document.encode("ascii")
+        document.encode("utf-8")
         assert document.startswith('<?xml version="1.0" ?><%s' % root)
         xml.dom.minidom.parseString(document)
         assert ET.fromstring(document).tag == root

@@ -1,6 +1,7 @@
 """The XML documents XO and XenCenter read (consumer-contract.md)."""
 
 import os
+import re
 import subprocess
 import time
 import xml.dom.minidom
@@ -14,7 +15,6 @@ from dom0_plugin import constants as C
 from dom0_plugin import documents as D
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PY36 = "/root/.pyenv/versions/3.6.15/bin/python3.6"
 SPECIAL = C.SPECIAL_ELEMENT
 
 # Characters that stress escaping and encoding, mixed into hypothesis' own text.
@@ -33,15 +33,25 @@ def valid_xml_char(ch):
             or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF)
 
 
-def expected_text(text):
-    """What a parser must give back: invalid characters replaced by U+FFFD."""
+def expected_attribute(text):
     return "".join(ch if valid_xml_char(ch) else "\ufffd" for ch in text)
+
+
+def expected_text(text):
+    """What a parser must give back: invalid characters replaced by U+FFFD, and line
+    ends as XML 1.0 parsers return them (CR LF and CR read as LF)."""
+    text = "".join(ch if valid_xml_char(ch) else "\ufffd" for ch in text)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def parse(document, root):
     """Check the frame of a document and parse it both ways."""
     assert isinstance(document, str)
-    document.encode("ascii")                       # ASCII only
+    document.encode("utf-8")                       # characters as themselves (UTF-8)
+    # no numeric character reference in text (XO would show it literally); TAB, LF and
+    # CR keep theirs only inside attribute values
+    assert not re.search(r"&#(?!9;|10;|13;)", document), document
+    assert not re.search(r">[^<]*&#", document), document
     assert document.startswith('<?xml version="1.0" ?><%s' % root)
     xml.dom.minidom.parseString(document)
     tree = ET.fromstring(document)
@@ -91,10 +101,22 @@ def test_escaped_exactly_once():
 
 
 def test_non_ascii_and_invalid_characters():
-    doc = D.render_version({"Version": "caf\u00e9 \U0001f600 \x00\x1b \ud800 \uffff \r\n"})
-    assert "&#233;" in doc and "&#128512;" in doc and "&#13;" in doc
-    assert ET.fromstring(doc).find("Version").text == (
-        "caf\u00e9 \U0001f600 \ufffd\ufffd \ufffd \ufffd \r\n")
+    doc = D.render_version({"Version": "caf\u00e9-\u65e5\u672c \U0001f600 \x00\x1b \ud800 "
+                                       "\uffff \t"})
+    assert "<Version>caf\u00e9-\u65e5\u672c \U0001f600 \ufffd\ufffd \ufffd \ufffd \t</Version>" in doc
+    assert "&#" not in doc
+    assert ET.fromstring(doc.encode("utf-8")).find("Version").text == (
+        "caf\u00e9-\u65e5\u672c \U0001f600 \ufffd\ufffd \ufffd \ufffd \t")
+
+
+def test_wire_size_counts_utf8_bytes_and_xmlrpc_escapes():
+    import xmlrpc.client
+    for doc in (D.render_ps([container(Names=["/caf\u00e9-\u65e5\u672c"],
+                                       Command="a && b < c")]),
+                D.render_version({"Version": "\U0001f600 & <x>"})):
+        body = xmlrpc.client.dumps((doc,)).encode("utf-8")
+        empty = xmlrpc.client.dumps(("",)).encode("utf-8")
+        assert D.wire_size(doc) == len(body) - len(empty)
 
 
 # --- keys -------------------------------------------------------------------------------
@@ -106,7 +128,8 @@ def test_keys_and_values_round_trip(labels):
     tree = parse(doc, "docker_ps")
     assert len(list(tree.iter("entry"))) == 1     # no 'entry' element inside an entry
     decoded = decoded_children(tree.find("item/entry/labels")) if labels else []
-    assert [k for k, _ in decoded] == [expected_text(k) for k in labels]
+    # keys travel in attribute values, where TAB, LF, CR are references (kept exactly)
+    assert [k for k, _ in decoded] == [expected_attribute(k) for k in labels]
     assert [text_of(e) for _, e in decoded] == [expected_text(v) for v in labels.values()]
 
 
@@ -256,12 +279,18 @@ def test_budget_with_thousands_of_containers(n):
     assert len(entries) == result.shown and result.total == n
     assert 0 < result.shown < n
     assert result.dropped_fields == D.PS_DROP_ORDER
+    # every entry keeps what XO and XenCenter show
     for entry in entries:
-        assert [e.tag for e in entry] == ["id", "names", "container", "status"]
-    statuses = [e.findtext("status") for e in entries]
-    assert all(s == "Up" for s in statuses)      # running ones kept before exited ones
+        assert [e.tag for e in entry] == list(D.PS_REQUIRED)
+        assert entry.findtext("created").isdigit() and entry.findtext("image") == "img:1"
+    # the room is used: one more entry would not fit
+    assert C.DOCUMENT_BUDGET_BYTES - D.wire_size(result.xml) < 400
+    # exited ones left out before running ones, the oldest first
+    running = [c for c in many(n) if c["State"] == "running"]
+    newest = sorted(running, key=lambda c: -c["Created"])[:result.shown]
     ids = [e.findtext("id") for e in entries]
-    assert ids == sorted(ids)                    # Docker's order kept
+    assert sorted(ids) == sorted(c["Id"] for c in newest)
+    assert ids == sorted(ids)                    # the list's own order kept
 
 
 def test_optional_fields_dropped_in_order():
@@ -296,15 +325,14 @@ def test_render_ps_is_fast():
     assert time.perf_counter() - started < 1.0
 
 
-@pytest.mark.skipif(not os.path.exists(PY36), reason="no Python 3.6")
-def test_render_ps_is_fast_on_python36():
+def test_render_ps_is_fast_on_python36(python36):
     script = ("import time; from dom0_plugin import documents as D\n"
               "cs = [{'Id': '%064x' % i, 'Names': ['/c%d' % i], 'Image': 'img',"
               " 'Command': 'sleep 1000 & <x>', 'Created': 1, 'State': 'running',"
               " 'Status': 'Up', 'Ports': [{'PrivatePort': 80}],"
               " 'Labels': {'a.b': 'c\\u00e9'}} for i in range(2000)]\n"
               "t = time.perf_counter(); D.render_ps(cs); print(time.perf_counter() - t)\n")
-    out = subprocess.check_output([PY36, "-c", script], cwd=REPO,
+    out = subprocess.check_output([python36, "-c", script], cwd=REPO,
                                   env={"PATH": "/usr/bin:/bin"})
     assert float(out) < 1.0
 
@@ -332,7 +360,7 @@ def test_docker_top_budget():
     assert D.wire_size(doc) <= C.DOCUMENT_BUDGET_BYTES
     rows = parse(doc, "docker_top").findall("item/Process")
     assert 0 < len(rows) < 5000 and rows[0].findtext("PID") == "0"
-    assert parse(D.render_top({"Titles": [], "Processes": []}), "docker_top") is not None
+    assert D.render_top({"Titles": [], "Processes": []}) == C.XML_DECLARATION + "<docker_top/>"
 
 
 def test_oversized_mapping_keeps_the_important_keys():
@@ -347,3 +375,42 @@ def test_oversized_mapping_keeps_the_important_keys():
     doc = D.render_inspect(huge)
     assert D.wire_size(doc) <= C.DOCUMENT_BUDGET_BYTES
     parse(doc, "docker_inspect")
+
+
+def test_over_budget_exited_go_first_oldest_first():
+    containers = many(300)
+    full = D.render_ps_document(containers, budget=10 ** 9)
+    slim = D.render_ps_document(containers, budget=D.wire_size(full.xml) // 2)
+    assert slim.dropped_fields == D.PS_DROP_ORDER and 200 < slim.shown < 300
+    kept = {e.findtext("id") for e in ET.fromstring(slim.xml).iter("entry")}
+    running = {c["Id"] for c in containers if c["State"] == "running"}
+    exited = sorted((c for c in containers if c["State"] == "exited"),
+                    key=lambda c: -c["Created"])
+    assert running <= kept
+    assert kept - running == {c["Id"] for c in exited[:slim.shown - len(running)]}
+
+
+def test_top_never_has_an_empty_pid_cmd_or_time():
+    top = {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+           "Processes": [["root", "1", "0", "0", "10:00", "?", "00:00:01", "sleep 1"],
+                         ["root", "7", "1", "0", "10:00", "?", "", ""],      # no cmdline
+                         ["root", "", "1", "0", "10:00", "?", "00:00:00", "x"],
+                         ["root", "8", "1", "0", "10:00", "?", " ", "  "]]}
+    rows = parse(D.render_top(top), "docker_top").findall("item/Process")
+    assert [r.findtext("PID") for r in rows] == ["1", "7", "8"]
+    for row in rows:
+        for title in ("PID", "CMD", "TIME"):
+            assert (row.findtext(title) or "").strip(), (title, ET.tostring(row))
+    assert rows[1].findtext("CMD") == "-" and rows[1].findtext("TIME") == "-"
+    assert rows[1].findtext("TTY") == "?"
+
+
+def test_a_list_only_last_known_offers_no_lifecycle_button():
+    status = D.unknown_status(1796349720)
+    assert status == "Unknown (unreachable since 2026-12-04 02:02 UTC)"
+    doc = D.render_ps_document([container(0), container(1, State="paused")], status=status)
+    entries = list(parse(doc.xml, "docker_ps").iter("entry"))
+    assert [e.findtext("status") for e in entries] == [status, status]
+    assert [e.findtext("state") for e in entries] == ["unknown", "unknown"]
+    assert not any(s.startswith(("Up", "Exited")) for s in (e.findtext("status")
+                                                            for e in entries))

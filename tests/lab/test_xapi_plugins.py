@@ -10,13 +10,12 @@ import time
 import pytest
 import XenAPI
 
+from lab import dom0_python
 from lab.xapi import testing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PLUGINS = os.path.join(HERE, "plugins")
 DOM0_SITE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "lab", "dom0_site")
-PY36_CANDIDATES = ["/root/.pyenv/versions/3.6.15/bin/python3.6", "/usr/bin/python3.6",
-                   "/usr/local/bin/python3.6"]
 XAPI_LOCAL = "/var/lib/xcp/xapi"
 _XCP_EXISTED = os.path.exists("/var/lib/xcp")
 
@@ -24,10 +23,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def _py36():
-    for p in [os.environ.get("XSCNG_DOM0_PYTHON", "")] + PY36_CANDIDATES:
-        if p and os.access(p, os.X_OK):
-            return p
-    return None
+    return dom0_python.find()
 
 
 def _xenapi_site_for(workdir):
@@ -289,7 +285,7 @@ def test_bad_host_ref(root):
 
 # ---------------------------------------------------------------- XenAPIPlugin on dom0's 3.6
 
-needs36 = pytest.mark.skipif(_py36() is None, reason="no Python 3.6 interpreter (dom0's)")
+needs36 = pytest.mark.usefixtures("python36")
 
 
 @needs36

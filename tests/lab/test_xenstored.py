@@ -14,13 +14,18 @@ import time
 
 import pytest
 
+from tests import prereq
 from tests.lab import xs_client as X
 from tests.lab.xs_client import Client, Daemon, XsError, make_guest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-pytestmark = pytest.mark.skipif(shutil.which("xenstore-read") is None,
-                                reason="Debian's xenstore-utils are not installed")
+
+
+@pytest.fixture(autouse=True)
+def xenstore_utils():
+    if shutil.which("xenstore-read") is None:
+        prereq.missing("Debian's xenstore-utils are not installed (make setup)")
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def ps_entries(doc):
     if doc is None:
         return None
     assert doc.startswith(C.XML_DECLARATION), doc[:80]
-    dom = xml.dom.minidom.parseString(doc.encode("ascii"))
+    dom = xml.dom.minidom.parseString(doc.encode("utf-8"))
     assert dom.documentElement.tagName == C.ROOT_DOCKER_PS
     out = {}
     for entry in dom.getElementsByTagName("entry"):

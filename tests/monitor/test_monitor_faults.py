@@ -4,16 +4,20 @@ within 30 s, with no stale data shown as fresh.
 The lab's monitors run with short timers (monitor.conf below) so that failures are
 noticed and reported quickly; everything else is the product as installed.
 """
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import xml.dom.minidom
 
 import pytest
 
 from dom0_plugin import constants as C
+from dom0_plugin.docker_api import DockerClient, unix_connector
 from dom0_plugin.monitor import status as st
+from tests.bursts import Bursts
 from tests.labfixture import lab_cmd, start_lab, stop_lab
 from tests.monitor import helpers
 from tests.monitor.helpers import Pool, docker, monitor_log, ps_entries, wait_for, \
@@ -90,11 +94,17 @@ def run_container(pool, name, container, *cmd):
            *(cmd or ("sleep", "3600")))
 
 
-def check_fresh_means_true(pool, name, container, state):
-    """Whenever the status says fresh, the change is shown (sampled for a moment)."""
-    for _ in range(20):
+def check_fresh_means_true(pool, name, container, state, samples=10):
+    """Whenever the status says fresh, the change is shown: polled until the status was
+    seen fresh ``samples`` times (it must become fresh within RECOVERY)."""
+    deadline = time.monotonic() + RECOVERY
+    fresh = 0
+    while fresh < samples:
+        assert time.monotonic() < deadline, "%s never shown fresh (%s)" % (name, status(
+            pool, name))
         s = status(pool, name)
         if s and s.state == st.FRESH:
+            fresh += 1
             assert shown(pool, name).get(container) == state, (s, shown(pool, name))
         time.sleep(0.05)
 
@@ -167,6 +177,63 @@ def test_burst_of_100_containers_is_coalesced(pool):
     assert batches <= elapsed + 3, (batches, elapsed)
 
 
+def test_random_lifecycle_bursts_converge(pool):
+    """Whatever the order and pace of changes, docker_ps ends up showing the engine's
+    truth (the full resync is 15 minutes away: only event handling can do it)."""
+    vm = pool.lab.vm("vm0")
+    names = ["conv%d" % n for n in range(2)]
+    for name in names:
+        run_container(pool, "vm0", name)
+    ids = [docker(vm, "inspect", "-f", "{{.Id}}", name) for name in names]
+    name_of = dict(zip(ids, names))
+    status_of = {"running": C.STATUS_UP, "paused": C.STATUS_PAUSED, "exited": "Exited (137)"}
+    with DockerClient(unix_connector(vm["docker_socket"]), vm="direct") as client:
+        bursts = Bursts(client, ids)
+        for _ in range(20):
+            calls = bursts.play()
+            want = dict((name_of[cid], status_of[state])
+                        for cid, state in bursts.states.items())
+            wait_for(lambda: dict((n, shown(pool, "vm0").get(n)) for n in names) == want,
+                     15, what="docker_ps to show %s after %s" % (want, calls))
+    docker(vm, "rm", "-f", *names)
+
+
+def test_big_vm_keeps_required_fields_and_says_how_many_are_shown(pool):
+    """More containers than one XAPI value holds: every entry written keeps what XO and
+    XenCenter show, exited ones are left out first, the status says N of M, get_ps
+    lists them all."""
+    vm = pool.lab.vm("vm1")
+    long_command = "x" * 1000       # about 1.2 kB per entry: 300 of them do not fit
+    script = ("for i in $(seq 300); do docker create --name big$i %s sleep %s$i "
+              ">/dev/null; done" % (RUNNER, long_command))
+    subprocess.run(["sh", "-c", script], check=True, timeout=600,
+                   env=dict(os.environ, DOCKER_HOST="unix://" + vm["docker_socket"]))
+    run_container(pool, "vm1", "bigrunning")
+    try:
+        status = wait_for(lambda: (lambda s: s if s and s.shown and s.shown[1] >= 301
+                                   else None)(pool.status("vm1")), 60,
+                          what="the status to say how many containers docker_ps shows")
+        shown, total = status.shown
+        doc = pool.other_config("vm1")[C.KEY_DOCKER_PS]
+        dom = xml.dom.minidom.parseString(doc.encode("utf-8"))
+        entries = dom.getElementsByTagName("entry")
+        assert len(entries) == shown < total
+        for entry in entries:
+            fields = [n.tagName for n in entry.childNodes if n.nodeType == n.ELEMENT_NODE]
+            assert fields[:7] == ["id", "names", "container", "image", "command", "created",
+                                  "status"], fields
+        assert ps_entries(doc)["bigrunning"] == C.STATUS_UP     # running ones first
+        listed = json.loads(pool.plugin("get_ps", host=pool.resident_host("vm1"),
+                                        vmuuid=vm["uuid"])[4:])
+        assert len(listed) == total
+    finally:
+        script = "docker rm -f $(docker ps -aq --filter name=big) >/dev/null"
+        subprocess.run(["sh", "-c", script], timeout=600,
+                       env=dict(os.environ, DOCKER_HOST="unix://" + vm["docker_socket"]))
+    wait_for(lambda: (lambda s: s and s.shown is None)(pool.status("vm1")), 60,
+             what="the status to drop its count once all fit")
+
+
 # ---------------------------------------------------------------- faults
 
 def test_docker_engine_restarted(pool):
@@ -189,9 +256,10 @@ def test_sshd_killed_and_restarted(pool):
     labvm.stop_sshd(s)
     wait_not_fresh(pool, "vm0", timeout=10)
     run_container(pool, "vm0", "duringssh")      # the engine still runs: a change we miss
-    check_fresh_means_true(pool, "vm0", "duringssh", C.STATUS_UP)
     restarted = time.time()
     labvm.start_sshd(lab_paths(pool), s)
+    # from the first moment the status says fresh again, the missed change is shown
+    check_fresh_means_true(pool, "vm0", "duringssh", C.STATUS_UP)
     wait_fresh(pool, "vm0", after=restarted - 1)
     wait_shown(pool, "vm0", "duringssh", C.STATUS_UP, timeout=5)
 
@@ -249,6 +317,8 @@ def test_monitor_killed_and_restarted(pool):
 def test_network_cut_and_restored(pool):
     from lab import vm as labvm
     s = spec(pool, "vm1")
+    run_container(pool, "vm1", "beforecut")
+    wait_shown(pool, "vm1", "beforecut", C.STATUS_UP, timeout=10)
     cut = time.time()
     labvm.set_network(s, False)
     try:
@@ -260,11 +330,18 @@ def test_network_cut_and_restored(pool):
         wait_for(lambda: pool.messages("vm1"), 10, what="a message on the VM")
         assert "duringcut" not in shown(pool, "vm1")   # not seen: and not shown as fresh
         assert down.since >= int(cut) - 1
+        # the last known list says its states are unknown: no Stop or Restart offered
+        unknown = wait_for(lambda: (lambda e: e if e and all(
+            v.startswith("Unknown (unreachable since ") for v in e.values()) else None)(
+                shown(pool, "vm1")), 10, what="every entry's state said to be unknown")
+        assert "beforecut" in unknown
     finally:
         labvm.set_network(s, True)
     restored = time.time()
     wait_fresh(pool, "vm1", after=restored - 1)
     wait_shown(pool, "vm1", "duringcut", C.STATUS_UP, timeout=5)
+    wait_shown(pool, "vm1", "beforecut", C.STATUS_UP, timeout=5)
+    docker(pool.lab.vm("vm1"), "rm", "-f", "beforecut", "duringcut")
     wait_for(lambda: not pool.messages("vm1"), 10, what="the message removed")
     assert noticed < 3 * SETTINGS["tcp_keepalive"] + 5, noticed
 

@@ -30,7 +30,18 @@ def test_status_round_trip_is_small_ascii_json():
     assert st.decode(text) == s
 
 
+def test_status_says_how_many_containers_docker_ps_shows():
+    s = st.make(st.FRESH, 1, 2, VM, HOST, shown=(791, 2000))
+    data = json.loads(st.encode(s))
+    assert (data["shown"], data["total"]) == (791, 2000)
+    assert st.decode(st.encode(s)) == s
+    everything = st.make(st.FRESH, 1, 2, VM, HOST)
+    assert "shown" not in json.loads(st.encode(everything))
+    assert st.decode(st.encode(everything)).shown is None
+
+
 @pytest.mark.parametrize("text", [None, "", "True", "{", "[]", '{"state":"odd"}',
+                                  '{"state":"fresh","shown":3}',
                                   '{"state":"fresh","since":"x"}', "x" * 5000])
 def test_status_decode_rejects_what_is_not_ours(text):
     assert st.decode(text) is None

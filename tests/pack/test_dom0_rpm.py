@@ -7,9 +7,9 @@ import struct
 import subprocess
 import xml.etree.ElementTree as ET
 
-import pytest
 
-from pack import bytecompile, names as N
+from tests import prereq
+from pack import names as N
 from tests.pack.conftest import VERSION, rpm_files, rpm_q, run
 
 # what EL7's rpm 4.11 understands; anything else in rpmlib() makes the RPM uninstallable
@@ -44,11 +44,11 @@ def test_file_layout_and_modes(dom0_rpm):
             assert "/usr/lib/xscontainer-ng/dom0_plugin/" + name in files
     for name in os.listdir(os.path.join(src, "bin")):
         assert "/usr/lib/xscontainer-ng/dom0_plugin/bin/" + name in files
-    # only the guest_agent modules dom0 reads, and only those that exist
+    # the shared contract package, whole; nothing of the guest agent itself
     shipped = {p.rsplit("/", 1)[1] for p in files
-               if p.startswith("/usr/lib/xscontainer-ng/guest_agent/") and p.endswith(".py")}
-    existing = set(os.listdir(N.GUEST_SRC)) if os.path.isdir(N.GUEST_SRC) else set()
-    assert shipped == set(N.DOM0_GUEST_MODULES) & existing
+               if p.startswith("/usr/lib/xscontainer-ng/xsc_contract/") and p.endswith(".py")}
+    assert shipped == {n for n in os.listdir(N.CONTRACT_SRC) if n.endswith(".py")}
+    assert not any("/guest_agent/" in p for p in files)
     assert not any(p.endswith(".pyc") and "__pycache__" not in p for p in files)
 
 
@@ -170,10 +170,7 @@ def test_install_into_scratch_root(dom0_root):
                check=False).stdout == ""
 
 
-def test_installed_tree_runs_on_python36(dom0_root):
-    python36 = bytecompile.find_python36()
-    if not python36:
-        pytest.skip("no Python 3.6 on this machine")
+def test_installed_tree_runs_on_python36(dom0_root, python36):
     lib = os.path.join(dom0_root, "usr/lib/xscontainer-ng")
     pycs = []
     for root, _dirs, files in os.walk(os.path.join(lib, "dom0_plugin")):
@@ -209,16 +206,14 @@ nacl.signing.SigningKey.generate()
 assert bcrypt.checkpw(b'x', bcrypt.hashpw(b'x', bcrypt.gensalt(4)))
 paramiko.ECDSAKey.generate()
 assert paramiko.__file__.startswith(%(lib)r), paramiko.__file__
-for top, dirs, files in os.walk(%(lib)r + '/dom0_plugin'):
+for tree in ('dom0_plugin', 'xsc_contract'):
+  for top, dirs, files in os.walk(%(lib)r + '/' + tree):
     dirs[:] = [d for d in dirs if os.path.exists(os.path.join(top, d, '__init__.py'))]
     package = os.path.relpath(top, %(lib)r).replace('/', '.')
     for name in sorted(files):
         if name.endswith('.py') and name != '__main__.py':
             module = package if name == '__init__.py' else package + '.' + name[:-3]
             importlib.import_module(module)
-for name in ('report_schema', 'xenstore'):
-    if os.path.exists('%(lib)s/guest_agent/%%s.py' %% name):
-        importlib.import_module('guest_agent.' + name)
 print('ok')
 """ % {"lib": lib}
     # -I -S: nothing from the build machine's site-packages may fill a gap
@@ -229,7 +224,7 @@ print('ok')
 def test_vendored_objects_fit_glibc_217(dom0_root):
     """dom0 is EL7 (glibc 2.17): no vendored ELF object may need a newer symbol version."""
     if not subprocess.run(["which", "objdump"], stdout=subprocess.DEVNULL).returncode == 0:
-        pytest.skip("objdump (binutils) missing")
+        prereq.missing("objdump (binutils) missing (make setup)")
     vendor = os.path.join(dom0_root, "usr/lib/xscontainer-ng/vendor")
     newest = (0, 0)
     for top, _dirs, files in os.walk(vendor):

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from tests import prereq
 from lab import proc
 from pack import names as N
 from tests.labfixture import docker, start_lab, stop_lab, wait_for
@@ -33,7 +34,7 @@ def lab_without_agent():
 
 def test_installed_agent_reports_to_the_pool(guest_root, lab_without_agent):
     if not os.access(SYSTEM_PYTHON, os.X_OK):
-        pytest.skip("no system python3 to play the guest's")
+        prereq.missing("no system python3 to play the guest's")
     lab = lab_without_agent
     vm = lab.vm("vm0")
     lib = os.path.join(guest_root, "usr/lib/xscontainer-agent")

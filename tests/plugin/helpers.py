@@ -3,7 +3,7 @@ import xml.dom.minidom
 
 import XenAPI
 
-from tests.labfixture import docker, wait_for  # noqa: F401 (re-exported for tests)
+from tests.labfixture import docker, lab_cmd, wait_for  # noqa: F401 (re-exported)
 
 
 class Plugin(object):
@@ -57,5 +57,25 @@ def state_of(vm, name):
 def parse_xml(text):
     """Parse a document (raises on malformed XML); returns the DOM."""
     assert text.startswith('<?xml version="1.0" ?>'), text[:60]
-    return xml.dom.minidom.parseString(text.encode("ascii"))
+    return xml.dom.minidom.parseString(text.encode("utf-8"))
 
+
+
+class monitors_stopped(object):
+    """Every host's monitor stopped for a while (its pid, as the lab recorded it), so that
+    plugin calls take the plugin's own path instead of the monitor's warm connection;
+    started again afterwards."""
+
+    def __init__(self, lab):
+        self.lab = lab
+
+    def __enter__(self):
+        from lab import pool
+        from lab.state import Paths, Runtime
+        rt = Runtime(Paths(self.lab.state))
+        for host in self.lab.info["hosts"]:
+            pool.stop_recorded(rt, "monitor-" + host["name"])
+        return self
+
+    def __exit__(self, *exc):
+        lab_cmd("restart", "monitor", "--state", self.lab.state)

@@ -88,6 +88,14 @@ def test_cli_inside_dom0_uses_the_local_socket(lab, enrolled, host):
     assert rc == 0, err
     names = {r["name"]: r for r in json.loads(out)}
     assert names["vm0"]["registered"] == "True"
-    rc, out, err = in_dom0(lab, host, "ps", "vm1", "--json")
-    assert rc == 0, err
-    assert isinstance(json.loads(out), list)
+    name = "dom0cli%s" % host
+    vm = lab.vm("vm1")
+    docker(vm, "run", "-d", "--name", name, lab.info["image"], "sleep", "300")
+    try:
+        rc, out, err = in_dom0(lab, host, "ps", "vm1", "--json")
+        assert rc == 0, err
+        listed = sorted(c["name"] for c in json.loads(out))
+        assert name in listed
+        assert listed == sorted(docker(vm, "ps", "-a", "--format", "{{.Names}}").split())
+    finally:
+        docker(vm, "rm", "-f", name)

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from dom0_plugin import constants as C
 from tests.plugin.helpers import docker, parse_xml
 
 
@@ -51,9 +52,15 @@ def test_nul_in_a_reference_never_reaches_docker(plugin, lab, enrolled):
     request itself (HTTP 500) before any plugin runs, as a real xapi does."""
     import xmlrpc.client
     vm = lab.vm("vm0")
+    since = docker(vm, "info", "--format", "{{.SystemTime}}")
     for bad in ("no\x00such", "no\x01such"):
-        with pytest.raises(xmlrpc.client.ProtocolError):
+        with pytest.raises(xmlrpc.client.ProtocolError) as caught:
             plugin.call("stop", vmuuid=vm["uuid"], container=bad)
+        assert caught.value.errcode == 500
+    # the engine saw no request about a container: no event at all since
+    until = docker(vm, "info", "--format", "{{.SystemTime}}")
+    assert docker(vm, "events", "--since", since, "--until", until,
+                  "--filter", "type=container") == ""
 
 
 def test_no_such_container(plugin, lab, enrolled):
@@ -104,7 +111,7 @@ def test_hostile_names_labels_and_commands_stay_valid_xml(plugin, lab, enrolled)
     try:
         plugin.call("register", vmuuid=vm["uuid"])
         doc = plugin.other_config("vm0")["docker_ps"]
-        assert all(ord(ch) < 128 for ch in doc)
+        assert "&#" not in doc      # characters as themselves (XO decodes no reference)
         dom = parse_xml(doc)
         entries = [e for e in dom.getElementsByTagName("entry")
                    if e.getElementsByTagName("names")[0].firstChild.data == name]
@@ -185,10 +192,13 @@ def test_docker_socket_permission_denied(plugin, lab, enrolled):
     try:
         d = plugin.fail("get_ps", vmuuid=vm["uuid"])
         assert d[0] == "XSCONTAINER_DOCKER_UNAVAILABLE" and "permission denied" in d[2], d
-        before = len(plugin.messages("vm1"))
+        before = set(m["uuid"] for m in plugin.messages("vm1"))
         d = plugin.fail("stop", vmuuid=vm["uuid"], container="anything")
         assert d[0] == "XSCONTAINER_DOCKER_UNAVAILABLE"
-        assert len(plugin.messages("vm1")) == before + 1  # lifecycle failures are posted
+        # lifecycle failures are posted, as XAPI messages of their own name
+        new = [m for m in plugin.messages("vm1") if m["uuid"] not in before]
+        assert [m["name"] for m in new] == [C.MESSAGE_OPERATION_FAILED], new
+        assert "stop" in new[0]["body"] and "permission denied" in new[0]["body"], new
     finally:
         subprocess.run(["gpasswd", "-a", vm["ssh"]["user"], "docker"], check=True,
                        stdout=subprocess.DEVNULL)

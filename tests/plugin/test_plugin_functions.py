@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.plugin.helpers import docker, parse_xml, state_of, wait_for
+from tests.plugin.helpers import docker, monitors_stopped, parse_xml, state_of, wait_for
 
 
 @pytest.fixture
@@ -137,3 +137,31 @@ def test_deregister_removes_the_documents(lab, plugin, enrolled):
     assert plugin.fail("get_ps", vmuuid=vm["uuid"])[0] == "XSCONTAINER_VM_NOT_REGISTERED"
     assert plugin.call("register", vmuuid=vm["uuid"], host="host1") == "True"
     assert "docker_ps" in plugin.other_config("vm1")
+
+
+def test_non_ascii_text_reaches_the_tools_as_itself(lab, plugin, enrolled):
+    """Documents hold the characters themselves (XO decodes no numeric reference); only
+    the plugin's ASCII stdout escapes them, in its XML-RPC envelope, which the XenAPI
+    client decodes: on the monitor's fast path and on the plugin's own."""
+    vm = lab.vm("vm0")
+    name = "utf%d" % os.getpid()
+    text = "caf\u00e9-\u65e5\u672c \u2603"
+    cid = docker(vm, "run", "-d", "--name", name, "--label", "note=" + text,
+                 lab.info["image"], "sh", "-c", "sleep 300 # " + text)
+    try:
+        doc = wait_for(lambda: (lambda d: d if text in d else None)(
+            plugin.other_config("vm0").get("docker_ps", "")), 20)
+        assert "&#" not in doc
+        assert parse_xml(doc).documentElement.tagName == "docker_ps"
+
+        def check():
+            out = plugin.call("get_inspect", vmuuid=vm["uuid"], object=cid)
+            assert out.startswith("True<?xml") and "&#" not in out
+            assert out.count(text) >= 2, out        # the label and the command
+            ps = json.loads(plugin.call("get_ps", vmuuid=vm["uuid"])[4:])
+            assert [c["labels"]["note"] for c in ps if c["id"] == cid] == [text]
+        check()                         # the monitor answers
+        with monitors_stopped(lab):
+            check()                     # the plugin itself answers, under dom0's 3.6
+    finally:
+        docker(vm, "rm", "-f", name, check=False)
