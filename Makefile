@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STATE ?= $(CURDIR)/.lab
 
-.PHONY: setup test demo bench pack lab-up lab-down lint
+.PHONY: setup test demo bench bench-short pack lab-up lab-down lint
 
 setup:
 	sh tools/setup.sh
@@ -11,6 +11,7 @@ setup:
 test: setup
 	.venv/bin/vermin --no-tips --violations -t=3.6- dom0_plugin xsc_contract
 	$(PY) -m pytest tests
+	XSCNG_BENCH_SHORT=1 $(PY) -m bench --short
 
 # bring up a lab pool and walk through the product on it
 demo: setup
@@ -18,6 +19,10 @@ demo: setup
 
 bench: setup
 	$(PY) -m bench
+
+# every benchmark with few samples: figures printed, not judged (part of `make test`)
+bench-short: setup
+	XSCNG_BENCH_SHORT=1 $(PY) -m bench --short
 
 pack: setup
 	$(PY) -m pack --out build/pack

@@ -4,18 +4,19 @@ the agent's own CPU and memory, idle and under load. About 3 minutes."""
 import threading
 import time
 
-from bench.common import (Pool, ProcStat, docker_api, log, median, percentile, precompile,
+from bench.common import (Pool, create_container, sized, ProcStat, docker_api, log, median, percentile, precompile,
                           start_lab, stop_lab, wait_vm_change)
-from bench.lab_bench import STOPPABLE, _create, _timed, propagation_delays
+from bench.lab_bench import STOPPABLE, _timed, propagation_delays
+from bench import bursts
 from dom0_plugin import constants as C
 from tests.monitor.helpers import ask_monitor, ps_entries, wait_for
 
-PROPAGATION_SAMPLES = 50
-LATENCY_CALLS = 20
-IDLE_SECONDS = 20.0
-LOAD_SECONDS = 20.0
+PROPAGATION_SAMPLES = sized(50, 4)
+LATENCY_CALLS = sized(20, 4)
+IDLE_SECONDS = sized(20.0, 3.0)
+LOAD_SECONDS = sized(20.0, 3.0)
 LOAD_TOGGLES_PER_SECOND = 2.0
-LOAD_BURST = 50                 # containers created (not started) at the start of the load
+LOAD_BURST = sized(50, 5)                # containers created (not started) at the start of the load
 
 
 def _followed(lab, host, uuid, mode):
@@ -39,7 +40,7 @@ def _register(pool, host, vm, mode):
                               if v["vm"] == uuid], 30, what="vm0 unfollowed")
     if mode == C.MODE_SSH:
         pool.plugin("prepare", host=host, vmuuid=uuid, username=vm["ssh"]["user"],
-                    password=vm["ssh"]["password"])
+                    password=vm["ssh"]["password"], fingerprint=vm["ssh"]["fingerprint"])
     wait_for(lambda: _try(lambda: pool.plugin("register", host=host, vmuuid=uuid,
                                               mode=mode)), 30, what="register " + mode)
     wait_for(lambda: _followed(pool.lab, host, uuid, mode), 30, what="vm0 followed (%s)" % mode)
@@ -146,7 +147,7 @@ def agent_resources(pool, sock):
         for i in range(LOAD_BURST):
             if stop.is_set():
                 break
-            _create(sock, "burst%03d" % i, ["true"], start=False)
+            create_container(sock, "burst%03d" % i, ["true"], start=False)
 
     threads = [threading.Thread(target=toggle), threading.Thread(target=burst)]
     for t in threads:
@@ -181,7 +182,7 @@ def run():
         vm = lab.vm("vm0")
         sock = vm["docker_socket"]
         host = pool.resident_host("vm0")
-        _create(sock, "lat", STOPPABLE)
+        create_container(sock, "lat", STOPPABLE)
         results = {}
         _register(pool, host, vm, C.MODE_SSH)
         results["ssh"] = latency(pool, host, vm, sock)
@@ -191,6 +192,7 @@ def run():
         log("agent mode: %r" % results["agent"])
         results["docker"] = docker_own(sock)
         results["propagation"] = propagation(pool, sock)
+        results["bursts"] = bursts.run(pool, sock, "agent")
         results["resources"] = agent_resources(pool, sock)
         results["seconds"] = time.time() - started
         results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

@@ -10,11 +10,20 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from dom0_plugin import constants as C  # noqa: E402
 from lab import dom0_python  # noqa: E402
 from tests.labfixture import Lab, lab_cmd  # noqa: E402
-from tests.monitor.helpers import Pool  # noqa: E402,F401  (re-exported)
+from tests.monitor.helpers import Pool, ps_entries  # noqa: E402,F401  (Pool: re-exported)
 
 DOM0_PYTHON = dom0_python.required()
+# The short form (`python -m bench --short`, run by CI): every benchmark, few samples,
+# figures printed, nothing judged and docs/benchmarks.md left alone.
+SHORT = os.environ.get("XSCNG_BENCH_SHORT") == "1"
+
+
+def sized(full, short):
+    """``full`` for the real run, ``short`` for the short form."""
+    return short if SHORT else full
 
 
 def log(text):
@@ -144,3 +153,22 @@ def docker_api(socket_path, method, path, body=None, timeout=60):
         raise RuntimeError("%s %s: %d %s" % (method, path, res.status, out[:200]))
     return json.loads(out) if out and res.getheader("Content-Type", "").startswith(
         "application/json") else out
+
+
+def create_container(sock, name, cmd, start=True):
+    docker_api(sock, "POST", "/v1.41/containers/create?name=" + name,
+               {"Image": "xsclab/busybox:1", "Cmd": cmd})
+    if start:
+        docker_api(sock, "POST", "/v1.41/containers/%s/start" % name)
+
+
+def ensure_prop(pool, sock):
+    """The container "prop", running and shown in docker_ps (created on first use)."""
+    try:
+        docker_api(sock, "GET", "/v1.41/containers/prop/json")
+    except RuntimeError as error:
+        if ": 404 " not in str(error):
+            raise
+        create_container(sock, "prop", ["sleep", "100000"])
+    wait_vm_change(pool, pool.vm_ref("vm0"), lambda oc: (ps_entries(
+        oc.get(C.KEY_DOCKER_PS)) or {}).get("prop") == C.STATUS_UP)

@@ -5,8 +5,10 @@ import os
 import time
 import xml.dom.minidom
 
-from bench.common import (Pool, ProcStat, docker_api, lab_cmd, log, median, percentile,
-                          precompile, start_lab, stop_lab, wait_vm_change)
+from bench import bursts
+from bench.common import (Pool, ProcStat, create_container, docker_api, ensure_prop, lab_cmd,
+                          log, median, percentile, precompile, sized, start_lab, stop_lab,
+                          wait_vm_change)
 from dom0_plugin import constants as C
 from dom0_plugin import documents
 from tests.monitor.helpers import ask_monitor, ps_entries, wait_for
@@ -31,30 +33,11 @@ def _timed(fn, n):
     return out
 
 
-def _create(sock, name, cmd, start=True):
-    docker_api(sock, "POST", "/v1.41/containers/create?name=" + name,
-               {"Image": "xsclab/busybox:1", "Cmd": cmd})
-    if start:
-        docker_api(sock, "POST", "/v1.41/containers/%s/start" % name)
-
-
-def _ensure_prop(pool, sock):
-    """The container "prop", running and shown in docker_ps (created on first use)."""
-    try:
-        docker_api(sock, "GET", "/v1.41/containers/prop/json")
-    except RuntimeError as error:
-        if ": 404 " not in str(error):
-            raise
-        _create(sock, "prop", ["sleep", "100000"])
-    wait_vm_change(pool, pool.vm_ref("vm0"), lambda oc: (ps_entries(
-        oc.get(C.KEY_DOCKER_PS)) or {}).get("prop") == C.STATUS_UP)
-
-
 def propagation_delays(pool, sock, samples, spacing=1.2):
     """Pause/unpause the container "prop" (created if needed) ``samples`` times, each time
     measuring until docker_ps in VM.other_config shows it; the delays in seconds."""
     ref = pool.vm_ref("vm0")
-    _ensure_prop(pool, sock)
+    ensure_prop(pool, sock)
     delays = []
     for i in range(samples):
         time.sleep(spacing)     # the monitor writes a VM at most once a second
@@ -69,7 +52,7 @@ def propagation_delays(pool, sock, samples, spacing=1.2):
     return delays
 
 
-def propagation(pool, vm, sock, runs=2, samples=20):
+def propagation(pool, vm, sock, runs=sized(2, 1), samples=sized(20, 4)):
     """Container state change in the VM -> docker_ps in VM.other_config shows it."""
     per_run = []
     for run in range(runs):
@@ -89,13 +72,13 @@ def _stop_monitor(pool):
     proc.stop(rec[0], rec[1])
 
 
-def plugin_latency(pool, vm, sock, n=20):
+def plugin_latency(pool, vm, sock, n=sized(20, 4)):
     lab = pool.lab
     host = lab.host("host0")
     with open(os.path.join(host["plugin_dir"], "xscbench-noop"), "w") as f:
         f.write(NOOP_PLUGIN)
     os.chmod(os.path.join(host["plugin_dir"], "xscbench-noop"), 0o755)
-    _create(sock, "lat", STOPPABLE)
+    create_container(sock, "lat", STOPPABLE)
     from lab import dom0
     host_ref = pool.host_ref("host0")
     x = pool.x
@@ -149,12 +132,12 @@ def plugin_latency(pool, vm, sock, n=20):
     return out
 
 
-def big_vm(pool, vm, sock, count=2000):
+def big_vm(pool, vm, sock, count=sized(2000, 100)):
     """One VM with ``count`` containers: docker_ps valid and within budget; resync time."""
     ref = pool.vm_ref("vm0")
     started = time.time()
     with concurrent.futures.ThreadPoolExecutor(8) as pool_:
-        list(pool_.map(lambda i: _create(sock, "big%04d" % i, ["sleep", "1"], start=False),
+        list(pool_.map(lambda i: create_container(sock, "big%04d" % i, ["sleep", "1"], start=False),
                        range(count)))
     log("created %d containers in %.0f s" % (count, time.time() - started))
     wait_vm_change(pool, ref, lambda oc: "big%04d" % (count - 1) in (oc.get(
@@ -207,6 +190,7 @@ def run():
         wait_for(lambda: (pool.status("vm0") or None) and pool.status("vm0").state == "fresh",
                  30, what="vm0 followed")
         results = {"propagation": propagation(pool, vm, sock)}
+        results["bursts"] = bursts.run(pool, sock, "ssh")
         results["latency"] = plugin_latency(pool, vm, sock)
         wait_for(lambda: [v for v in _followed(lab) if v["fresh"]], 30, what="monitor back")
         results["big_vm"] = big_vm(pool, vm, sock)

@@ -4,14 +4,14 @@ writes per VM per second."""
 import threading
 import time
 
-from bench.common import DOM0_PYTHON, ProcStat, docker_api, log
+from bench.common import DOM0_PYTHON, ProcStat, docker_api, log, sized
 from bench.fakevms import FakeVms
 
 # request channels idle this long are closed (the product's default is 300 s: shorter
 # here so that "idle" is reached within the benchmark's time)
 SETTINGS = {"request_idle": 10}
-IDLE_SECONDS = 20.0
-LOAD_SECONDS = 20.0
+IDLE_SECONDS = sized(20.0, 3.0)
+LOAD_SECONDS = sized(20.0, 3.0)
 LOAD_CHANGES_PER_SECOND = 2.0
 
 
@@ -80,7 +80,8 @@ def measure(env, monitor, count, started):
     return out, status
 
 
-def run(counts=(100, 500)):
+def run(counts=None):
+    counts = counts or sized((100, 500), (20,))
     env = FakeVms(max(counts))
     results = []
     try:

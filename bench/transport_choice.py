@@ -5,12 +5,12 @@ import os
 import subprocess
 import time
 
-from bench.common import REPO, log
+from bench.common import REPO, log, sized
 from bench.fakevms import address
 
-COUNT = 100
-SETTLE = 5.0
-MEASURE = 15.0
+COUNT = sized(100, 10)   # connections; the short form starts 20 VMs
+SETTLE = sized(5.0, 1.0)
+MEASURE = sized(15.0, 2.0)
 
 
 def _pss_kb(pid):

@@ -19,9 +19,10 @@ EXIT_CODES = {
     C.ERR_INVALID_ARGUMENT: 2,
     C.ERR_NO_SUCH_VM: 3, C.ERR_VM_NOT_REGISTERED: 3, C.ERR_VM_NOT_RUNNING: 3,
     C.ERR_VM_UNREACHABLE: 4, C.ERR_AUTH_FAILED: 4, C.ERR_HOSTKEY_MISMATCH: 4,
+    C.ERR_HOSTKEY_UNVERIFIED: 4,
     C.ERR_TIMEOUT: 4, C.ERR_PROTOCOL_ERROR: 4,
     C.ERR_DOCKER_ERROR: 5, C.ERR_NO_SUCH_CONTAINER: 5, C.ERR_DOCKER_UNAVAILABLE: 5,
-    C.ERR_RESPONSE_TOO_LARGE: 5,
+    C.ERR_RESPONSE_TOO_LARGE: 5, C.ERR_DOCKER_API_UNSUPPORTED: 5,
 }
 
 
@@ -248,16 +249,25 @@ def public_key(pool):
     click.echo(pool.call(C.FN_GET_PUBLIC_KEY))
 
 
-@main.command(help="Enrol a running VM: authorize the pool key for USERNAME (one-time "
-                   "password from --password-file, $XSCONTAINER_VM_PASSWORD or a prompt), "
-                   "check Docker, pin the VM's SSH host key. Also re-pins a changed key.")
+@main.command(help="Enrol a running VM: verify its SSH host key (shown, and asked about "
+                   "as ssh does, unless --fingerprint or --yes), authorize the pool key for "
+                   "USERNAME (one-time password from --password-file, "
+                   "$XSCONTAINER_VM_PASSWORD or a prompt; it travels in a XAPI secret, "
+                   "read once and destroyed), check Docker, pin the host key. A changed "
+                   "key is re-pinned only with --fingerprint.")
 @click.argument("vm")
 @click.argument("username")
+@click.option("--fingerprint", help="the VM's host key as its console shows it "
+                                    "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)")
+@click.option("--yes", is_flag=True, help="trust the key the VM shows now, without asking")
 @click.option("--password-file", type=click.File("r"))
 @click.option("--no-password", is_flag=True, help="the pool key is already authorized")
 @click.option("--json", "as_json", is_flag=True)
 @pass_pool
-def prepare(pool, vm, username, password_file, no_password, as_json):
+def prepare(pool, vm, username, fingerprint, yes, password_file, no_password, as_json):
+    ref = pool.vm(vm)
+    if fingerprint is None:
+        fingerprint = _confirm_host_key(pool, ref, vm, username, yes)
     if no_password:
         password = None
     elif password_file:
@@ -265,11 +275,43 @@ def prepare(pool, vm, username, password_file, no_password, as_json):
     else:
         password = os.environ.get("XSCONTAINER_VM_PASSWORD") or click.prompt(
             "Password of %s in the VM" % username, hide_input=True)
-    res = json.loads(pool.call(C.FN_PREPARE, pool.vm(vm), username=username,
-                               password=password))
+    secret = None
+    if password is not None:
+        secret = pool.x.secret.create({"value": password})
+    try:
+        res = json.loads(pool.call(C.FN_PREPARE, ref, username=username,
+                                   fingerprint=fingerprint,
+                                   password_secret=secret and pool.x.secret.get_uuid(secret)))
+    finally:
+        if secret is not None:      # the plugin destroys it once read; not when it failed
+            try:
+                pool.x.secret.destroy(secret)
+            except pool.XenAPI.Failure:
+                pass
     _print(res, as_json, lambda r: click.echo(
         "prepared %s: user %s, host key %s pinned%s" % (
             vm, r["username"], r["fingerprint"], " (re-pinned)" if r["repinned"] else "")))
+
+
+def _confirm_host_key(pool, ref, vm, username, yes):
+    """The fingerprint to pin: the pinned one stays (None), else the key the VM shows,
+    accepted by the admin (asked, as ssh does) or by --yes."""
+    if pool.x.VM.get_other_config(ref).get(C.KEY_HOSTKEY):
+        return None     # checked against the pin by the plugin
+    try:
+        pool.call(C.FN_PREPARE, ref, username=username)     # no credential: just the key
+    except Failed as failure:
+        if failure.code_name != C.ERR_HOSTKEY_UNVERIFIED:
+            raise
+        seen = failure.params[1]
+    else:
+        return None
+    click.echo("The SSH host key of %s has fingerprint %s." % (vm, seen), err=True)
+    if not yes and not click.confirm("Is this the key the VM's console shows "
+                                     "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)?",
+                                     err=True):
+        raise click.ClickException("not prepared: the host key was not accepted")
+    return seen
 
 
 @main.command(name="list", help="The VMs of the pool and their registration.")

@@ -99,9 +99,11 @@ ERR_VM_NOT_REGISTERED = "XSCONTAINER_VM_NOT_REGISTERED"        # [vm]
 ERR_VM_NOT_RUNNING = "XSCONTAINER_VM_NOT_RUNNING"              # [vm, power_state]
 ERR_VM_UNREACHABLE = "XSCONTAINER_VM_UNREACHABLE"              # [vm, reason]
 ERR_HOSTKEY_MISMATCH = "XSCONTAINER_HOSTKEY_MISMATCH"          # [vm, expected, got]
+ERR_HOSTKEY_UNVERIFIED = "XSCONTAINER_HOSTKEY_UNVERIFIED"      # [vm, fingerprint_seen]
 ERR_NO_SUCH_CONTAINER = "XSCONTAINER_NO_SUCH_CONTAINER"        # [vm, container]
 ERR_DOCKER_ERROR = "XSCONTAINER_DOCKER_ERROR"                  # [http_status, message]
 ERR_DOCKER_UNAVAILABLE = "XSCONTAINER_DOCKER_UNAVAILABLE"      # [vm, reason]
+ERR_DOCKER_API_UNSUPPORTED = "XSCONTAINER_DOCKER_API_UNSUPPORTED"  # [vm, engine, ours]
 ERR_AUTH_FAILED = "XSCONTAINER_AUTH_FAILED"                    # [vm, reason]
 ERR_TIMEOUT = "XSCONTAINER_TIMEOUT"                            # [vm, what]
 ERR_PROTOCOL_ERROR = "XSCONTAINER_PROTOCOL_ERROR"              # [vm, reason]
@@ -126,6 +128,10 @@ DEFAULT_USERNAME = "root"
 ARG_MODE = "mode"
 ARG_USERNAME = "username"
 ARG_PASSWORD = "password"
+ARG_PASSWORD_SECRET = "password_secret"     # uuid of a XAPI secret holding the password
+ARG_FINGERPRINT = "fingerprint"             # the host key the admin verified (SHA256:...)
+ARG_TRUST = "trust"                         # "first-use": pin whatever key answers
+TRUST_FIRST_USE = "first-use"
 
 ERR_NO_SUCH_VM = "XSCONTAINER_NO_SUCH_VM"                      # [vmuuid]
 ERR_AGENT_REFUSED = "XSCONTAINER_AGENT_REFUSED"                # [vm, verb, reason]
@@ -137,6 +143,7 @@ MESSAGE_OPERATION_FAILED = "XSCONTAINER_OPERATION_FAILED"
 # Posted by the monitor on a VM it could not reach for a grace period; removed when
 # monitoring recovers (see dom0_plugin/monitor/status.py).
 MESSAGE_CANNOT_MONITOR = "XSCONTAINER_CANNOT_MONITOR"
+MESSAGE_HOSTKEY_PINNED = "XSCONTAINER_HOSTKEY_PINNED"   # trust=first-use: what was pinned
 
 # Bounds of the new functions' answers (a XAPI reply must stay well under 300 KiB).
 LOGS_MAX_BYTES = 64 * 1024  # JSON escaping may grow it several times

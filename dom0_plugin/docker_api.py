@@ -20,13 +20,15 @@ from urllib.parse import quote, urlencode
 
 from dom0_plugin import __version__
 from dom0_plugin import validate
-from dom0_plugin.errors import (DockerError, DockerUnavailable, InvalidArgument,
+from dom0_plugin.errors import (ApiVersionUnsupported, DockerError, DockerUnavailable,
+                                InvalidArgument,
                                 NoSuchContainer, ProtocolError, ResponseTooLarge,
                                 Timeout, XscError)
 
 # Engine API versions we speak. 1.24 is Docker 1.12; 20.10 speaks 1.41.
 MIN_API_VERSION = (1, 24)
-MAX_API_VERSION = (1, 47)
+# the newest API the suite runs against (Debian unstable's docker.io 28: API 1.51)
+MAX_API_VERSION = (1, 51)
 
 DEFAULT_TIMEOUT = 30.0          # seconds for one request, answer included
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -534,15 +536,10 @@ class DockerClient(object):
         lowest = parse_api_version(version.get("MinAPIVersion")) or (1, 12)
         if highest is None:
             raise ProtocolError(self.vm, "GET /version gave no ApiVersion")
-        if highest < MIN_API_VERSION:
-            raise DockerUnavailable(self.vm, "the Docker Engine speaks API {0}.{1}; "
-                                    "xscontainer-ng needs {2}.{3} or later (Docker 1.12+)"
-                                    .format(highest[0], highest[1], *MIN_API_VERSION))
         chosen = min(highest, MAX_API_VERSION)
-        if lowest > chosen:
-            raise DockerUnavailable(self.vm, "the Docker Engine needs API {0}.{1} or later; "
-                                    "xscontainer-ng speaks up to {2}.{3}"
-                                    .format(lowest[0], lowest[1], *MAX_API_VERSION))
+        if highest < MIN_API_VERSION or lowest > chosen:
+            raise ApiVersionUnsupported(self.vm, "%d.%d-%d.%d" % (lowest + highest),
+                                        "%d.%d-%d.%d" % (MIN_API_VERSION + MAX_API_VERSION))
         self.api_version = chosen
 
     def version(self):

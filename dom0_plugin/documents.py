@@ -3,16 +3,18 @@
 See consumer-contract.md. What every document guarantees:
 
 - ``<?xml version="1.0" ?>`` then one root element; well-formed whatever the input.
-- Text is escaped exactly once, with the five named entities only (``&amp;`` ``&lt;``
-  ``&gt;``, and ``&quot;`` in attributes): every other character is written as itself
-  (XAPI strings are UTF-8). XO's parser decodes nothing else, so a numeric reference such
-  as ``&#233;`` would show literally. Only a channel that must be ASCII (the plugin's
-  stdout) escapes, in its own envelope (plugins/xscontainer).
+- Text is escaped exactly once: every character is written as itself (XAPI strings are
+  UTF-8; XO's parser decodes no numeric reference such as ``&#233;``), ``&`` as ``&amp;``,
+  and a text holding ``<`` or ``>`` goes in a CDATA section instead: XO's parser
+  (fast-xml-parser 4) gives up on a whole document past 1000 ``&lt;``/``&gt;``, and the
+  VM then vanishes from XO. Only a channel that must be ASCII (the plugin's stdout)
+  escapes, in its own envelope (plugins/xscontainer).
 - Characters XML 1.0 cannot carry (controls other than TAB/LF/CR, lone surrogates,
   U+FFFE, U+FFFF) are replaced by U+FFFD.
 - Keys that are not safe element names (not ``[A-Za-z_][A-Za-z0-9._-]*``, starting with
-  ``xml``, or one of the structural names ``item``, ``entry``,
-  ``SPECIAL_XS_ENCODED_ELEMENT``) become
+  ``xml``, one of the structural names ``item``, ``entry``,
+  ``SPECIAL_XS_ENCODED_ELEMENT``, or a name of JavaScript's Object.prototype such as
+  ``hasOwnProperty``, which breaks XO's parser) become
   ``<SPECIAL_XS_ENCODED_ELEMENT name="key">value</SPECIAL_XS_ENCODED_ELEMENT>``.
   (XenCenter picks up every ``entry`` element at any depth.)
 - Lists become ``<item>`` children, booleans ``True``/``False``, None an empty element.
@@ -47,17 +49,26 @@ _NEEDS_WORK = re.compile("[&<>]|[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U001
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
 _NAME_MAX = 200
-_RESERVED_NAMES = frozenset((C.ITEM_ELEMENT, C.ENTRY_ELEMENT, C.SPECIAL_ELEMENT))
+_RESERVED_NAMES = frozenset((C.ITEM_ELEMENT, C.ENTRY_ELEMENT, C.SPECIAL_ELEMENT,
+                            # Object.prototype's names: as element names they break or
+                            # rename in XO's parser (a JavaScript object per element)
+                            "__proto__", "constructor", "hasOwnProperty", "isPrototypeOf",
+                            "propertyIsEnumerable", "toLocaleString", "toString",
+                            "valueOf", "__defineGetter__", "__defineSetter__",
+                            "__lookupGetter__", "__lookupSetter__"))
 
 REPLACEMENT_CHAR = "\ufffd"
 
 
 def escape_text(text):
-    """Escape ``text`` for element content: once, XML 1.0 safe, characters as themselves."""
+    """Escape ``text`` for element content: once, XML 1.0 safe, characters as themselves
+    (a CDATA section when it holds ``<`` or ``>``; ``]]>`` split across two)."""
     if _NEEDS_WORK.search(text) is None:
         return text
     text = _NOT_XML_CHAR.sub(REPLACEMENT_CHAR, text)
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if "<" in text or ">" in text:
+        return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+    return text.replace("&", "&amp;")
 
 
 def escape_attribute(text):

@@ -36,8 +36,17 @@ _MESSAGES = {
     C.ERR_HOSTKEY_MISMATCH: (
         ("vm", "expected_fingerprint", "got_fingerprint"),
         "The SSH host key of VM {vm} changed (pinned {expected_fingerprint}, offered "
-        "{got_fingerprint}). If the VM was reinstalled or its keys regenerated, forget "
-        "the pinned key and register again; otherwise someone may be impersonating it."),
+        "{got_fingerprint}). If the VM was reinstalled or its keys regenerated, check the "
+        "new fingerprint on the VM's console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key"
+        ".pub) and run prepare again with fingerprint=<it>; otherwise someone may be "
+        "impersonating the VM."),
+    C.ERR_HOSTKEY_UNVERIFIED: (
+        ("vm", "fingerprint_seen"),
+        "The SSH host key of VM {vm} ({fingerprint_seen}) is not verified, so no "
+        "credential was sent. Check it on the VM's console (ssh-keygen -lf "
+        "/etc/ssh/ssh_host_ed25519_key.pub) or its cloud-init output, then run prepare "
+        "with fingerprint=<it> (xscontainer prepare VM USER --fingerprint SHA256:...), or "
+        "with trust=first-use if the network to the VM is trusted."),
     C.ERR_NO_SUCH_CONTAINER: (
         ("vm", "container"),
         "VM {vm} has no container '{container}'. It may have been removed: refresh the "
@@ -49,6 +58,12 @@ _MESSAGES = {
         ("vm", "reason"),
         "Docker is not available in VM {vm}: {reason}. Check that the Docker daemon runs "
         "and that the login user may use its socket (member of the 'docker' group)."),
+    C.ERR_DOCKER_API_UNSUPPORTED: (
+        ("vm", "engine_api", "our_api"),
+        "The Docker Engine in VM {vm} speaks API versions {engine_api}; this xscontainer-ng "
+        "speaks {our_api}: they have none in common. Update xscontainer-ng on the pool "
+        "(or, for an engine older than Docker 1.12, Docker in the VM). The engine itself "
+        "runs and its socket is reachable."),
     C.ERR_AUTH_FAILED: (
         ("vm", "reason"),
         "SSH login to VM {vm} failed: {reason}. Add the pool's public key "
@@ -125,6 +140,19 @@ class HostKeyMismatch(XscError):
                           [vm, expected_fingerprint, got_fingerprint])
 
 
+class HostKeyUnverified(XscError):
+    """No credential was sent: the VM's host key could not be checked against anything
+    the admin trusts (a pin, a fingerprint given, the guest agent's report)."""
+
+    def __init__(self, vm, fingerprint_seen):
+        XscError.__init__(self, C.ERR_HOSTKEY_UNVERIFIED, [vm, fingerprint_seen])
+
+
+class ApiVersionUnsupported(XscError):
+    def __init__(self, vm, engine_api, our_api):
+        XscError.__init__(self, C.ERR_DOCKER_API_UNSUPPORTED, [vm, engine_api, our_api])
+
+
 class NoSuchContainer(XscError):
     def __init__(self, vm, container):
         XscError.__init__(self, C.ERR_NO_SUCH_CONTAINER, [vm, container])
@@ -170,9 +198,11 @@ _CLASSES = {
     C.ERR_VM_NOT_RUNNING: VmNotRunning,
     C.ERR_VM_UNREACHABLE: VmUnreachable,
     C.ERR_HOSTKEY_MISMATCH: HostKeyMismatch,
+    C.ERR_HOSTKEY_UNVERIFIED: HostKeyUnverified,
     C.ERR_NO_SUCH_CONTAINER: NoSuchContainer,
     C.ERR_DOCKER_ERROR: DockerError,
     C.ERR_DOCKER_UNAVAILABLE: DockerUnavailable,
+    C.ERR_DOCKER_API_UNSUPPORTED: ApiVersionUnsupported,
     C.ERR_AUTH_FAILED: AuthFailed,
     C.ERR_TIMEOUT: Timeout,
     C.ERR_PROTOCOL_ERROR: ProtocolError,

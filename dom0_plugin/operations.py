@@ -51,6 +51,10 @@ def register(session, args):
         running = vm.power_state == "Running"
         mode = (C.MODE_AGENT if running and transports.agent_advertised(session, vm)
                 else vm.other_config.get(C.KEY_TRANSPORT, C.MODE_SSH))
+    if (mode == C.MODE_SSH and vm.power_state == "Running"
+            and not vm.other_config.get(C.KEY_HOSTKEY)):
+        # over SSH only a verified host key is ever sent a credential: `prepare` first
+        transports.check_unpinned(session, vm)
     xapi_vm.set_key(session, vm.ref, C.KEY_TRANSPORT, mode, vm.other_config)
     xapi_vm.set_key(session, vm.ref, C.KEY_MONITOR, C.VALUE_TRUE, vm.other_config)
     if vm.power_state == "Running":
@@ -195,13 +199,28 @@ def get_public_key(session, args):
 
 
 def prepare(session, args):
-    """Enrol a running VM: authorize the pool key for a user, check Docker, pin the host key."""
+    """Enrol a running VM: verify its host key, authorize the pool key for a user, check
+    Docker, pin the host key. The password may come as ``password_secret`` (the uuid of
+    a XAPI secret the caller created: read once, then destroyed) so that it never
+    travels in the call's arguments."""
     from dom0_plugin import enrol
     vm = xapi_vm.lookup(session, _arg(args, C.ARG_VMUUID))
     xapi_vm.require_running(vm)
     username = validate.username(_arg(args, C.ARG_USERNAME))
-    password = args.get(C.ARG_PASSWORD) or None
-    result = enrol.prepare(session, vm, username, password)
+    fingerprint = args.get(C.ARG_FINGERPRINT) or None
+    if fingerprint is not None:
+        fingerprint = enrol.normalise_fingerprint(fingerprint)
+    trust = args.get(C.ARG_TRUST) or None
+    if trust not in (None, C.TRUST_FIRST_USE):
+        raise InvalidArgument(C.ARG_TRUST, "the only value is %s" % C.TRUST_FIRST_USE)
+    if args.get(C.ARG_PASSWORD_SECRET) and args.get(C.ARG_PASSWORD):
+        raise InvalidArgument(C.ARG_PASSWORD_SECRET, "give password or password_secret, "
+                              "not both")
+    if args.get(C.ARG_PASSWORD_SECRET):
+        password = xapi_vm.take_secret(session, args[C.ARG_PASSWORD_SECRET])
+    else:
+        password = args.get(C.ARG_PASSWORD) or None
+    result = enrol.prepare(session, vm, username, password, fingerprint, trust)
     return _json(result)
 
 

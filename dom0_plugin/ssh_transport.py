@@ -11,8 +11,8 @@ import socket
 import time
 from collections import namedtuple
 
-from dom0_plugin.errors import (AuthFailed, DockerUnavailable, HostKeyMismatch, Timeout,
-                                VmUnreachable)
+from dom0_plugin.errors import (AuthFailed, DockerUnavailable, HostKeyMismatch,
+                                HostKeyUnverified, Timeout, VmUnreachable)
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,17 @@ class SshConnection(object):
     """One authenticated SSH connection to a VM (paramiko Transport)."""
 
     def __init__(self, vm_uuid, addresses, username, pkey=None, password=None, pinned=None,
-                 port=22):
+                 port=22, accept=None):
+        """``pinned``: the host key the VM must show. Without one, ``accept(host_key)``
+        decides (True, or raises); without either the connection is refused
+        (HostKeyUnverified). Either way before any credential is sent."""
         self.vm_uuid = vm_uuid
         self.addresses = list(addresses)
         self.username = username
         self.pkey = pkey
         self.password = password
         self.pinned = pinned
+        self.accept = accept
         self.port = port
         self.transport = None
         self.address = None
@@ -108,6 +112,14 @@ class SshConnection(object):
             t.close()
             raise HostKeyMismatch(self.vm_uuid, fingerprint(self.pinned),
                                   fingerprint(self.host_key))
+        if not self.pinned:
+            try:
+                if self.accept is None or not self.accept(self.host_key):
+                    raise HostKeyUnverified(self.vm_uuid, fingerprint(self.host_key))
+            except Exception:
+                t.close()
+                self.transport = None
+                raise
 
     def _authenticate(self, paramiko):
         t = self.transport

@@ -27,16 +27,10 @@ class SshTransport(object):
             self.vm.uuid, xapi_vm.addresses(self.session, self.vm), username_of(self.vm),
             pkey=pool_key.private_key(self.session), pinned=pinned)
         try:
-            conn.open()
+            conn.open()     # an unpinned VM: HostKeyUnverified, before any credential
         except HostKeyMismatch as e:
             report_hostkey_mismatch(self.session, self.vm, e)
             raise
-        if pinned is None:
-            # first contact of a VM registered without `prepare`: pin what we saw, loudly
-            log.warning("VM %s: pinning SSH host key %s on first use", self.vm.uuid,
-                        ssh_transport.fingerprint(conn.host_key))
-            xapi_vm.set_key(self.session, self.vm.ref, C.KEY_HOSTKEY,
-                            ssh_transport.format_pin(conn.host_key))
         self.conn = conn
         return conn
 
@@ -67,6 +61,14 @@ def report_hostkey_mismatch(session, vm, error):
     xapi_vm.post_message(session, vm.uuid, C.ERR_HOSTKEY_MISMATCH, error.message(),
                          priority=2)
     xapi_vm.set_key(session, vm.ref, C.KEY_HOSTKEY_REFUSED, offered, vm.other_config)
+
+
+def check_unpinned(session, vm):
+    """A VM with no pinned host key: raise HostKeyUnverified naming the key it shows (a
+    handshake only: nothing is sent that could authenticate), or VmUnreachable."""
+    ssh_transport.SshConnection(vm.uuid, xapi_vm.addresses(session, vm),
+                                username_of(vm)).open()
+    raise AssertionError("an unpinned host key was accepted")   # open() always raises
 
 
 def username_of(vm):

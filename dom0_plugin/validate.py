@@ -37,11 +37,11 @@ def _require_str(value, name):
         raise InvalidArgument(name, "expected a string, got {0}".format(type(value).__name__))
 
 
-def vm_uuid(value, name="vmuuid"):
+def vm_uuid(value, name="vmuuid", what="a VM uuid"):
     """A VM uuid (8-4-4-4-12 hex digits); returned lower-case."""
     _require_str(value, name)
     if len(value) > 64 or not _UUID.fullmatch(value.lower()):
-        raise InvalidArgument(name, "not a VM uuid: {0}".format(_show(value)))
+        raise InvalidArgument(name, "not {0}: {1}".format(what, _show(value)))
     return value.lower()
 
 

@@ -116,3 +116,28 @@ def post_message(session, vm_uuid, name, body, priority=3):
 
 def host_ref_of(session, host_uuid):
     return session.xenapi.host.get_by_uuid(host_uuid)
+
+
+def take_secret(session, secret_uuid):
+    """The value of the XAPI secret ``secret_uuid``, which is then destroyed (one use): a
+    password that never travels in a call's arguments. The pool key's secret is refused."""
+    secret_uuid = validate.vm_uuid(secret_uuid, C.ARG_PASSWORD_SECRET, "a secret's uuid")
+    pool_ref = session.xenapi.pool.get_all()[0]
+    if session.xenapi.pool.get_other_config(pool_ref).get(C.KEY_POOL_SSH_SECRET) == \
+            secret_uuid:
+        raise InvalidArgument(C.ARG_PASSWORD_SECRET, "that is the pool key's secret, not a "
+                              "password")
+    try:
+        ref = session.xenapi.secret.get_by_uuid(secret_uuid)
+        value = session.xenapi.secret.get_value(ref)
+    except Exception as error:
+        if failure_code(error) not in ("UUID_INVALID", "HANDLE_INVALID"):
+            raise
+        raise InvalidArgument(C.ARG_PASSWORD_SECRET, "no secret %s (each can be used once): "
+                              "create one with xe secret-create value=<password> and pass "
+                              "its uuid" % secret_uuid)
+    try:
+        session.xenapi.secret.destroy(ref)
+    except Exception:
+        log.exception("could not destroy the password secret %s", secret_uuid)
+    return value

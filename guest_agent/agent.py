@@ -1,7 +1,8 @@
 """The agent daemon: ``python -m guest_agent`` / ``xscontainer-agent``.
 
 One main thread owns the xenstore connection: it publishes the collector's snapshots
-(at most one batch per publish_interval), answers requests, writes a heartbeat every
+(a burst of publish_burst batches at once, then at most one per publish_interval),
+answers requests, writes a heartbeat every
 resync period, and otherwise blocks on the xenstore watch. Losing xenstore (or never
 finding it) is retried with backoff; SIGTERM/SIGINT end it cleanly, marking the report
 stopped.
@@ -25,6 +26,7 @@ from guest_agent import config as config_mod
 from guest_agent.collector import Collector
 from guest_agent.publisher import Publisher
 from guest_agent.requests import Executor, RequestChannel
+from xsc_contract.rate import TokenBucket
 from xsc_contract.xenstore import Client, XenstoreError
 
 log = logging.getLogger("xscontainer-agent")
@@ -110,28 +112,30 @@ class Agent(object):
 
     def _serve(self):
         xs = self.xs
-        interval = self.settings.publish_interval
+        bucket = TokenBucket(self.settings.publish_interval, self.settings.publish_burst,
+                             time.monotonic())
         heartbeat = float(self.publisher.heartbeat)
-        last_publish = -interval
         last_write = time.monotonic()
         next_gc = time.monotonic() + GC_SECONDS
         while not self._stopping.is_set():
             now = time.monotonic()
             self.channel.flush()
-            if self._dirty.is_set() and now - last_publish >= interval:
+            if self._dirty.is_set() and bucket.ready_at(now) <= now:
                 self._dirty.clear()
                 if self.publisher.publish(self.collector.snapshot()):
                     log.debug("report published (seq %d)", self.publisher.seq)
-                    last_write = last_publish = now
+                    bucket.take(now)
+                    last_write = now
             elif now - last_write >= heartbeat:
                 self.publisher.publish(self.collector.snapshot(), heartbeat=True)
-                last_write = last_publish = now
+                bucket.take(now)
+                last_write = now
             if now >= next_gc:
                 self.channel.collect_garbage()
                 next_gc = now + GC_SECONDS
             deadlines = [last_write + heartbeat, next_gc]
             if self._dirty.is_set():
-                deadlines.append(last_publish + interval)
+                deadlines.append(bucket.ready_at(now))
             timeout = max(0.0, min(deadlines) - time.monotonic())
             event = xs.wait_event(timeout)
             scan = False

@@ -5,7 +5,8 @@ The config file (INI, default /etc/xscontainer-agent/agent.conf) is optional::
     [agent]
     resync_seconds = 60        ; full resync and heartbeat period
     retry_max_seconds = 30     ; longest wait between two tries to reach Docker
-    publish_interval = 1.0     ; shortest time between two report writes
+    publish_interval = 1.0     ; report writes: at most one a second, sustained...
+    publish_burst = 3          ; ...after a burst of this many at once
     max_containers = 300       ; containers published (at most 300)
     log_level = info
 
@@ -36,10 +37,11 @@ DEFAULT_DOCKER = "unix:///var/run/docker.sock"
 
 Settings = collections.namedtuple(
     "Settings", "xenbus docker allow resync_seconds retry_max_seconds publish_interval "
-                "max_containers log_level")
+                "publish_burst max_containers log_level")
 
 DEFAULTS = Settings(xenbus=DEFAULT_XENBUS, docker=DEFAULT_DOCKER, allow=(),
                     resync_seconds=60.0, retry_max_seconds=30.0, publish_interval=1.0,
+                    publish_burst=3,
                     max_containers=S.MAX_CONTAINERS, log_level="info")
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -86,7 +88,7 @@ def load(path=DEFAULT_CONFIG, must_exist=False):
     except (OSError, configparser.Error, UnicodeDecodeError) as error:
         raise ConfigError("cannot read %s: %s" % (path, error))
     known = {"agent": ("resync_seconds", "retry_max_seconds", "publish_interval",
-                       "max_containers", "log_level"),
+                       "publish_burst", "max_containers", "log_level"),
              "docker": ("url",), "xenstore": ("path",), "requests": ("allow",)}
     for section in parser.sections():
         if section not in known:
@@ -107,6 +109,8 @@ def load(path=DEFAULT_CONFIG, must_exist=False):
                                   settings.retry_max_seconds, 1, 600),
         publish_interval=_number(parser, "agent", "publish_interval",
                                  settings.publish_interval, 0.2, 60),
+        publish_burst=int(_number(parser, "agent", "publish_burst", settings.publish_burst,
+                                  1, 20)),
         max_containers=int(_number(parser, "agent", "max_containers",
                                    settings.max_containers, 0, S.MAX_CONTAINERS)),
         log_level=log_level)

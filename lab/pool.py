@@ -120,7 +120,9 @@ def _up(paths, rt, n_vms, n_hosts, agent, monitor, dom0_root, python):
         "vms": [{"uuid": s["uuid"], "name": s["name"], "host_uuid": None, "domid": None,
                  "ip": s["ip"], "ip6": s["ip6"], "docker_socket": s["docker_socket"],
                  "ssh": {"host": s["ip"], "port": 22, "user": s["user"],
-                         "password": s["password"]},
+                         "password": s["password"],
+                         # what the VM's console would show an admin
+                         "fingerprint": vm.host_fingerprint(s)},
                  "xenbus_socket": s["xenbus_socket"], "netns": s["netns"]} for s in vms],
         "agent": agent,
         "monitor": monitor,

@@ -92,6 +92,14 @@ def _make_user(rt, spec):
     proc.run(["chpasswd"], input=("%s:%s\n" % (user, spec["password"])).encode())
 
 
+def host_fingerprint(spec):
+    """The SHA256 fingerprint of the VM's ed25519 host key, as ssh-keygen -lf prints it."""
+    out = subprocess.run(["ssh-keygen", "-lf", os.path.join(spec["ssh_dir"],
+                                                            "ssh_host_ed25519_key.pub")],
+                         stdout=subprocess.PIPE, check=True, universal_newlines=True).stdout
+    return out.split()[1]
+
+
 def _make_sshd_config(spec):
     d = spec["ssh_dir"]
     for kind in ("ed25519", "ecdsa"):

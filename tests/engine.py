@@ -64,8 +64,15 @@ def pids_mentioning(text):
     return found
 
 
+# The engines the engine-backed tests run against: the machine's (Debian 12's docker.io
+# 20.10, API 1.41) and the newest Debian's (unstable: docker.io 28.x, from a debootstrapped
+# root with its own containerd and runc: lab/debian_engine.py).
+ENGINES = ("machine", "sid")
+
+
 class Engine(object):
-    def __init__(self, prefix="xsce-"):
+    def __init__(self, prefix="xsce-", suite="machine"):
+        self.suite = suite
         self.base = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
         self.socket = os.path.join(self.base, "docker.sock")
         self.url = "unix://" + self.socket
@@ -73,16 +80,23 @@ class Engine(object):
         self.log = None
         self.imported = False
 
+    def _argv(self):
+        data, exec_root = os.path.join(self.base, "data"), os.path.join(self.base, "exec")
+        pidfile, etc = os.path.join(self.base, "dockerd.pid"), os.path.join(self.base,
+                                                                            "etc-docker")
+        if self.suite != "machine":
+            from lab import debian_engine
+            return debian_engine.engine_argv(debian_engine.prepare(self.suite), self.socket,
+                                             data, exec_root, pidfile, etc)
+        return private_etc_docker(etc, [
+            DOCKERD, "--host", self.url, "--data-root", data, "--exec-root", exec_root,
+            "--pidfile", pidfile, "--bridge=none", "--iptables=false", "--ip6tables=false",
+            "--log-level=warn"])
+
     def start(self):
         self.log = open(os.path.join(self.base, "dockerd.log"), "ab")
-        self.proc = subprocess.Popen(
-            private_etc_docker(os.path.join(self.base, "etc-docker"), [
-                DOCKERD, "--host", self.url, "--data-root", os.path.join(self.base, "data"),
-                "--exec-root", os.path.join(self.base, "exec"),
-                "--pidfile", os.path.join(self.base, "dockerd.pid"),
-                "--bridge=none", "--iptables=false", "--ip6tables=false",
-                "--log-level=warn"]),
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(self._argv(), stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         deadline = time.monotonic() + 60
         while not ping(self.socket):
             if self.proc.poll() is not None or time.monotonic() > deadline:

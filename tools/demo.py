@@ -70,7 +70,10 @@ def demo(py, state):
 
     step("3. The admin enrols the VM: the pool key is authorized, the host key pinned")
     run(cli + ["public-key"], env=env)
-    run(cli + ["prepare", vm["name"], vm["ssh"]["user"]], env=env)
+    # the fingerprint as the VM's console shows it (ssh-keygen -lf ...): nothing is sent
+    # to a VM whose key was not verified
+    run(cli + ["prepare", vm["name"], vm["ssh"]["user"], "--fingerprint",
+               vm["ssh"]["fingerprint"]], env=env)
 
     step("4. ... and registers it for container management")
     run(cli + ["register", vm["name"]], env=env)

@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 PKGS="docker.io openssh-server openssh-client busybox-static xenstore-utils iproute2 util-linux
-      passwd mount procps binutils rpm createrepo-c genisoimage gnupg dpkg-dev python3-venv make tar"
+      passwd mount procps binutils debootstrap rpm createrepo-c genisoimage gnupg dpkg-dev python3-venv make tar"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -21,6 +21,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,lab,agent,dom0]'
+[ tests/consumers/node_modules/.package-lock.json -nt tests/consumers/package-lock.json ] || npm ci --prefix tests/consumers --no-audit --no-fund --loglevel=error  # XO's XML parser (tests/consumers)
+
+# The newest Debian's Docker Engine (docker.io from unstable, with its own containerd and
+# runc), debootstrapped once into build/engines/sid: the engine-backed tests run against it
+# and the machine's 20.10.
+.venv/bin/python -m lab.debian_engine prepare sid >/dev/null
 
 # dom0's Python 3.6 (the plugin, the monitor and the lab's dom0 run on it): $XSCNG_DOM0_PYTHON,
 # else a python3.6 on PATH that runs, else one of pyenv's; linked as .venv/bin/python3.6,

@@ -193,8 +193,9 @@ class AgentFollower(Follower):
                     pass
                 if self.restart_reason:
                     raise VmUnreachable(self.uuid, self.restart_reason)
-                await asyncio.sleep(max(self.cfg.coalesce, self.last_fetch
-                                        + self.cfg.fetch_interval - time.monotonic()))
+                now = time.monotonic()
+                await asyncio.sleep(max(self.cfg.coalesce, self.fetches.ready_at(now) - now))
+                self.fetches.take(time.monotonic())
         finally:
             self.fresh = False
             self.link = None

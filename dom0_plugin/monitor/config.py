@@ -24,7 +24,10 @@ SETTINGS = collections.OrderedDict([
     ("tcp_keepalive", (10, "idle seconds before TCP keepalive probes; a dead peer is "
                            "noticed after about twice this")),
     ("ssh_keepalive", (60.0, "SSH-level keepalive interval (seconds; 0: off)")),
-    ("write_interval", (1.0, "shortest time between two XAPI writes for one VM (seconds)")),
+    ("write_interval", (1.0, "XAPI writes for one VM: at most one per this many seconds, "
+                             "sustained (seconds)")),
+    ("write_burst", (3, "XAPI writes for one VM that may go at once, before "
+                        "write_interval applies (a burst of human actions)")),
     ("coalesce", (0.03, "wait after a first Docker event before reading the change")),
     ("fetch_interval", (0.25, "shortest time between two container reads for one VM")),
     ("info_interval", (10.0, "shortest time between two docker_info reads after events")),

@@ -56,7 +56,7 @@ class Monitor(object):
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=cfg.workers)
         self.connector = xapi_link.XapiConnector(cfg.xapi_socket)
         self.stats = xapi_link.WriteStats()
-        self.outbox = xapi_link.Outbox(cfg.writers, cfg.write_interval)
+        self.outbox = xapi_link.Outbox(cfg.writers, cfg.write_interval, cfg.write_burst)
         self.manager = manager.Manager(cfg, host_uuid, self.connector, self.executor,
                                        self.outbox, self.stats)
         self.writers = [xapi_link.Writer(self.outbox, i, self.connector, self.stats)

@@ -24,16 +24,18 @@ import asyncssh
 
 from dom0_plugin import constants as C
 from dom0_plugin import documents, ssh_transport
-from dom0_plugin.errors import DockerUnavailable, XscError
+from dom0_plugin.errors import DockerUnavailable, HostKeyUnverified, XscError
 from dom0_plugin.monitor import events_stream, model, ssh_link
 from dom0_plugin.monitor import status as st
 from dom0_plugin.monitor.backoff import Backoff
 from dom0_plugin.monitor.containers import ContainerTable
 from xsc_contract.docker_events import Convergence
+from xsc_contract.rate import TokenBucket
 
 log = logging.getLogger(__name__)
 
 VERIFY_DELAY = 2.0      # seconds for our own writes to come back through event.from
+FETCH_BURST = 3         # container reads of one VM that may go back to back
 
 
 class Follower(object):
@@ -70,6 +72,7 @@ class Follower(object):
         self.version_dirty = False
         self.last_fetch = 0.0
         self.fetch_pause = self.cfg.fetch_interval
+        self.fetches = TokenBucket(self.fetch_pause, FETCH_BURST, time.monotonic())
         self.last_info = 0.0
         self.last_full = 0.0
         self.events_seen = 0
@@ -173,8 +176,13 @@ class Follower(object):
     async def _session(self, backoff):
         view = self.view
         began = time.monotonic()
-        key = await self.hub.client_key()
         pinned = ssh_transport.parse_pin(view.hostkey)
+        if pinned is None:
+            # never pinned silently, never a credential toward an unverified key: the
+            # admin runs `prepare` (the follower restarts when the pin appears)
+            raise HostKeyUnverified(self.uuid, "not checked: the VM was registered "
+                                    "without prepare")
+        key = await self.hub.client_key()
         try:
             conn, address, host_key = await ssh_link.connect(
                 self.uuid, self.hub.addresses_of(view), view.username, key, pinned, self.cfg)
@@ -185,11 +193,6 @@ class Follower(object):
         link = ssh_link.VmLink(conn, self.uuid, view.username, address, host_key,
                                self.hub.executor, self.cfg)
         self.link = link
-        if pinned is None:
-            log.warning("VM %s: pinning SSH host key %s on first use", self.uuid,
-                        ssh_transport.fingerprint(host_key))
-            self.hub.outbox.set_key(self.uuid, view.ref, C.KEY_HOSTKEY,
-                                    ssh_transport.format_pin(host_key))
         connected = time.monotonic()
         tasks = []
         try:
@@ -317,8 +320,10 @@ class Follower(object):
                 if self.info_dirty:
                     self._wake_at(self.last_info + self.cfg.info_interval)
                 continue
-            await asyncio.sleep(max(self.cfg.coalesce,
-                                    self.last_fetch + self.fetch_pause - now))
+            # a short burst of reads goes at once (a person's quick actions), sustained
+            # churn is read once per fetch_pause
+            await asyncio.sleep(max(self.cfg.coalesce, self.fetches.ready_at(now) - now))
+            self.fetches.take(time.monotonic())
             ids, full = set(self.dirty_ids), self.dirty_all
             info = self.info_dirty and (info_due or full)
             version = self.version_dirty
@@ -336,6 +341,7 @@ class Follower(object):
             # a VM whose list is costly to read and render (thousands of containers)
             # is read less often, so that it can't take a worker for itself
             self.fetch_pause = max(self.cfg.fetch_interval, 2 * (self.last_fetch - began))
+            self.fetches.interval = self.fetch_pause
             if full:
                 self.last_full = self.last_fetch
             if info:

@@ -20,6 +20,7 @@ from dom0_plugin import constants as C
 from dom0_plugin import xapi_vm
 from dom0_plugin.monitor import model
 from dom0_plugin.monitor.backoff import Backoff
+from xsc_contract.rate import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -187,12 +188,15 @@ class Outbox(object):
     """The writes waiting for XAPI, per VM, shared by the loop (producer) and the
     writer threads (consumers)."""
 
-    def __init__(self, shards, interval):
+    def __init__(self, shards, interval, burst=1):
         self.shards = max(1, shards)
         self.interval = interval
+        self.burst = burst
         self.cond = threading.Condition()
         self.pending = [collections.OrderedDict() for _ in range(self.shards)]
-        self.next_allowed = {}
+        # per VM: a short burst of writes goes at once (a person clicking stop, then
+        # start), sustained churn is held to one write per interval
+        self.buckets = {}
         self.closed = False
 
     def _shard(self, uuid):
@@ -239,12 +243,14 @@ class Outbox(object):
                 now = time.monotonic()
                 soonest = deadline
                 for uuid, batch in self.pending[shard].items():
-                    allowed = self.next_allowed.get(uuid, 0.0)
-                    if allowed <= now:
+                    bucket = self.buckets.get(uuid)
+                    if bucket is None:
+                        bucket = self.buckets[uuid] = TokenBucket(self.interval,
+                                                                  self.burst, now)
+                    if bucket.take(now):
                         del self.pending[shard][uuid]
-                        self.next_allowed[uuid] = now + self.interval
                         return uuid, batch
-                    soonest = min(soonest, allowed)
+                    soonest = min(soonest, bucket.ready_at(now))
                 if now >= deadline:
                     return None
                 self.cond.wait(max(0.001, soonest - now))
@@ -268,9 +274,10 @@ class Outbox(object):
 
     def forget_vm_timers(self, live_uuids):
         with self.cond:
-            for uuid in list(self.next_allowed):
-                if uuid not in live_uuids:
-                    del self.next_allowed[uuid]
+            now = time.monotonic()
+            for uuid in list(self.buckets):
+                if uuid not in live_uuids or self.buckets[uuid].full(now):
+                    del self.buckets[uuid]
 
     def size(self):
         with self.cond:

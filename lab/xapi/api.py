@@ -48,11 +48,16 @@ class Api(object):
 
     def add(self, m):
         cls, _, msg = m.name.partition(".")
-        self.methods[(cls.lower(), msg)] = m
+        self.methods[(cls, msg)] = m
 
     def lookup(self, name):
+        """The method called ``name``, matched literally as xapi does (``VM.get_all``, not
+        ``vm.get_all``); ``event_from`` is xapi's spelling of ``event.from`` for clients
+        whose language reserves ``from`` (Python's XenAPI)."""
+        if name == "event_from":
+            name = "event.from"
         cls, _, msg = name.partition(".")
-        return self.methods.get((cls.lower(), msg))
+        return self.methods.get((cls, msg))
 
     # ------------------------------------------------------------ stores
 

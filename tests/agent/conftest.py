@@ -123,17 +123,18 @@ def dom0(xsd):
 
 # --- Docker Engine ---------------------------------------------------------------------------
 
-from tests.engine import IMAGE, Engine  # noqa: E402,F401 (IMAGE: tests)
+from tests.engine import ENGINES, IMAGE, Engine  # noqa: E402,F401 (IMAGE: tests)
 from tests.engine import missing_prerequisite as _engine_prerequisites  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def engine():
-    """One engine for the tests that leave it running; they remove their containers."""
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request):
+    """One engine per kind (ENGINES) for the tests that leave it running; they remove
+    their containers."""
     reason = _engine_prerequisites()
     if reason:
         prereq.missing(reason)
-    eng = Engine(prefix="xsad-")
+    eng = Engine(prefix="xsad-", suite=request.param)
     try:
         eng.start()
         yield eng

@@ -103,8 +103,9 @@ def test_burst_of_changes_is_batched(domain, dom0, clean_engine, start_agent):
     wait_for(lambda: container(T.read_report(dom0, DOMID), cid).state == "running", 10)
     time.sleep(1.5)
     writes = report_state(dom0).seq - start.seq
-    # far fewer batches than events: at most about one per second
-    assert writes <= elapsed + 2, (writes, elapsed)
+    # far fewer batches than events: a burst of publish_burst (3) at once, then at most
+    # one a second, and the settle re-read after the last event
+    assert writes <= elapsed + 3 + 1, (writes, elapsed)
     print("%d events in %.1f s: %d writes" % (80, elapsed, writes))
 
 

@@ -9,15 +9,15 @@ anything left under its folder is killed (by pid) and unmounted, and the folder 
 import pytest
 
 from tests import prereq
-from tests.engine import IMAGE, Engine, missing_prerequisite  # noqa: F401 (IMAGE: tests)
+from tests.engine import ENGINES, IMAGE, Engine, missing_prerequisite  # noqa: F401
 
 
-@pytest.fixture(scope="session")
-def engine():
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request):
     reason = missing_prerequisite()
     if reason:
         prereq.missing(reason)
-    eng = Engine(prefix="xscd-")
+    eng = Engine(prefix="xscd-", suite=request.param)
     try:
         yield eng.start()
     finally:

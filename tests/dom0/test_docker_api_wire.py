@@ -33,7 +33,8 @@ def code_of(excinfo):
 # --- negotiation and paths ----------------------------------------------------------------
 
 @pytest.mark.parametrize("server,expected", [
-    ("1.41", (1, 41)), ("1.45", (1, 45)), ("1.50", (1, 47)), ("1.24", (1, 24)),
+    ("1.41", (1, 41)), ("1.45", (1, 45)), ("1.51", (1, 51)), ("1.52", (1, 51)),
+    ("1.24", (1, 24)),
 ])
 def test_negotiates_highest_common_version(server, expected):
     fake, client = client_for(lambda r, s: http(200, {}),
@@ -46,13 +47,18 @@ def test_negotiates_highest_common_version(server, expected):
 
 @pytest.mark.parametrize("version", [
     {"ApiVersion": "1.20"},                                 # too old
-    {"ApiVersion": "1.60", "MinAPIVersion": "1.50"},        # too new for us
+    {"ApiVersion": "1.60", "MinAPIVersion": "1.52"},        # too new for us
 ])
 def test_incompatible_engine_is_refused(version):
+    """Answers no real engine here gives (an engine whose minimum API is above ours, one
+    older than API 1.24): a version mismatch has its own error, not "check the daemon"."""
     _, client = client_for(lambda r, s: http(200, {}), version=version)
     with pytest.raises(XscError) as excinfo:
         client.info()
-    assert code_of(excinfo) == C.ERR_DOCKER_UNAVAILABLE
+    assert code_of(excinfo) == C.ERR_DOCKER_API_UNSUPPORTED
+    assert excinfo.value.params[2] == "1.24-1.51"
+    text = excinfo.value.message()
+    assert "Update xscontainer-ng" in text and "docker' group" not in text
 
 
 def test_missing_api_version_is_a_protocol_error():

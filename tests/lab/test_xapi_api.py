@@ -189,8 +189,19 @@ def test_wrong_types_are_internal_errors(root, vm):
         "INTERNAL_ERROR", "Failure(\"Int64.of_string\")"]
 
 
-def test_class_names_are_case_insensitive(sim, root):
-    assert raw_call(sim, "vm.get_all", [root._session])["Value"] == root.xenapi.VM.get_all()
+def test_names_are_matched_literally_as_xapi_does(sim, root):
+    """A wrong-case call that passed on the lab would fail on a host."""
+    answer = raw_call(sim, "vm.get_all", [root._session])
+    assert answer["Status"] == "Failure"
+    assert answer["ErrorDescription"] == ["MESSAGE_METHOD_UNKNOWN", "vm.get_all"]
+    assert raw_call(sim, "VM.get_all", [root._session])["Value"] == root.xenapi.VM.get_all()
+
+
+def test_event_from_spelled_for_python(sim, root):
+    """Python clients can't write event.from (a keyword): xapi also answers event_from."""
+    first = root.xenapi.event_from(["vm"], "", 0.0)
+    assert "token" in first and "events" in first
+    assert getattr(root.xenapi.event, "from")(["vm"], first["token"], 0.0)["events"] == []
 
 
 def test_list_methods(sim):

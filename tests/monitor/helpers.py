@@ -81,7 +81,7 @@ class Pool(object):
     def enrol(self, name):
         vm = self.lab.vm(name)
         self.plugin("prepare", vmuuid=vm["uuid"], username=vm["ssh"]["user"],
-                    password=vm["ssh"]["password"])
+                    password=vm["ssh"]["password"], fingerprint=vm["ssh"]["fingerprint"])
         self.plugin("register", vmuuid=vm["uuid"])
 
 
@@ -97,7 +97,8 @@ def ps_entries(doc):
     out = {}
     for entry in dom.getElementsByTagName("entry"):
         fields = dict((n.tagName, "".join(t.data for t in n.childNodes
-                                          if t.nodeType == t.TEXT_NODE))
+                                          if t.nodeType in (t.TEXT_NODE,
+                                                            t.CDATA_SECTION_NODE)))
                       for n in entry.childNodes if n.nodeType == n.ELEMENT_NODE)
         out[fields.get("names")] = fields.get("status")
     return out

@@ -20,8 +20,10 @@ class Hub(object):
         self.outbox = xapi_link.Outbox(1, 0.0)
         self.host_uuid = HOST
         self.executor = None
+        self.keys_asked = 0
 
     async def client_key(self):
+        self.keys_asked += 1
         raise VmUnreachable(VM, "no route to host")
 
     def addresses_of(self, view):
@@ -31,8 +33,11 @@ class Hub(object):
         pass
 
 
+PIN = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+
 def view(**other):
-    oc = {C.KEY_MONITOR: "True"}
+    oc = {C.KEY_MONITOR: "True", C.KEY_HOSTKEY: PIN}     # prepared: its host key pinned
     oc.update(other)
     return model.view_of("OpaqueRef:vm", {"uuid": VM, "name_label": "web",
                                           "power_state": "Running",
@@ -74,6 +79,26 @@ def test_unreachable_vm_goes_stale_then_unreachable_with_one_message():
     keys, messages = drain(hub.outbox)
     assert st.decode(keys[C.KEY_STATUS]).state == st.FRESH
     assert [m[:2] for m in messages] == [("clear", C.MESSAGE_CANNOT_MONITOR)]
+    follower.stop()
+    loop.run_until_complete(asyncio.sleep(0.01))
+    loop.close()
+
+
+def test_unpinned_vm_is_not_contacted_and_says_why():
+    """Registered without prepare: the monitor pins nothing and sends no credential."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    hub = Hub()
+    follower = Follower(hub, model.view_of("OpaqueRef:vm", {
+        "uuid": VM, "name_label": "web", "power_state": "Running",
+        "resident_on": "OpaqueRef:h", "domid": "3",
+        "other_config": {C.KEY_MONITOR: "True"}}))
+    follower.start()
+    loop.run_until_complete(asyncio.sleep(0.15))
+    keys, _ = drain(hub.outbox)
+    stale = st.decode(keys[C.KEY_STATUS])
+    assert stale.state == st.STALE and "run prepare with fingerprint=" in stale.reason
+    assert C.KEY_HOSTKEY not in keys and hub.keys_asked == 0
     follower.stop()
     loop.run_until_complete(asyncio.sleep(0.01))
     loop.close()

@@ -67,7 +67,7 @@ def test_switching_transport_changes_how_the_vm_is_followed(pool):
     from tests.monitor.helpers import monitor_log
     vm = pool.lab.vm("vm0")
     pool.plugin("prepare", vmuuid=vm["uuid"], username=vm["ssh"]["user"],
-                password=vm["ssh"]["password"])
+                password=vm["ssh"]["password"], fingerprint=vm["ssh"]["fingerprint"])
     pool.plugin("register", vmuuid=vm["uuid"], mode="ssh")
     wait_for(lambda: "transport changed to ssh" in monitor_log(pool.lab, "host0"), 30,
              what="the monitor following over SSH")

@@ -132,6 +132,18 @@ def test_outbox_rate_limits_each_vm_not_the_others():
     assert time.monotonic() - t >= 0.25
 
 
+def test_outbox_lets_a_short_burst_through_at_once():
+    box = xapi_link.Outbox(shards=1, interval=0.5, burst=3)
+    t = time.monotonic()
+    for value in "123":             # stop, start, stop: each written at once
+        box.set_key("vm1", "r1", "k", value)
+        assert box.take(0, 1.0)[1].keys == {"k": value}
+    assert time.monotonic() - t < 0.2
+    box.set_key("vm1", "r1", "k", "4")      # sustained churn: the interval applies
+    assert box.take(0, 1.0)[1].keys == {"k": "4"}
+    assert time.monotonic() - t >= 0.4
+
+
 def test_outbox_put_back_never_undoes_a_newer_value():
     box = xapi_link.Outbox(shards=1, interval=0.0)
     box.set_key("vm1", "r1", "a", "old")

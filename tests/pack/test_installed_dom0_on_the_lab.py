@@ -41,7 +41,7 @@ def test_plugin_and_monitor_run_from_the_installed_files(installed_lab, dom0_roo
         docker(vm, "run", "-d", "--name", name, "--stop-timeout", "1", lab.info["image"],
                "sleep", "600")
         p.call("prepare", vmuuid=vm["uuid"], username=vm["ssh"]["user"],
-               password=vm["ssh"]["password"])
+               password=vm["ssh"]["password"], fingerprint=vm["ssh"]["fingerprint"])
         for host in ("host0", "host1"):  # resident host and forwarding
             assert p.call("register", host=host, vmuuid=vm["uuid"]) == "True"
             ps = json.loads(p.call("get_ps", host=host, vmuuid=vm["uuid"])[4:])

@@ -16,6 +16,6 @@ def enrolled(lab, plugin):
     for name in ("vm0", "vm1"):
         vm = lab.vm(name)
         plugin.call("prepare", vmuuid=vm["uuid"], username=vm["ssh"]["user"],
-                    password=vm["ssh"]["password"])
+                    password=vm["ssh"]["password"], fingerprint=vm["ssh"]["fingerprint"])
         plugin.call("register", vmuuid=vm["uuid"])
     return plugin

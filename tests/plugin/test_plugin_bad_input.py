@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from dom0_plugin import constants as C
+from dom0_plugin import ssh_transport
 from tests.plugin.helpers import docker, parse_xml
 
 
@@ -116,7 +117,9 @@ def test_hostile_names_labels_and_commands_stay_valid_xml(plugin, lab, enrolled)
         entries = [e for e in dom.getElementsByTagName("entry")
                    if e.getElementsByTagName("names")[0].firstChild.data == name]
         assert len(entries) == 1
-        command = entries[0].getElementsByTagName("command")[0].firstChild.data
+        # text and CDATA sections (a text holding < or > is written as CDATA)
+        command = "".join(n.data for n in
+                          entries[0].getElementsByTagName("command")[0].childNodes)
         # text round-trips except the control characters XML cannot carry
         assert HOSTILE.replace("\x01", "\ufffd").replace("\x1b", "\ufffd") in command
         inspect = parse_xml(plugin.call("get_inspect", vmuuid=vm["uuid"], object=name)[4:])
@@ -169,16 +172,39 @@ def test_changed_host_key_is_refused_until_re_pinned(plugin, lab, enrolled):
     pinned = plugin.other_config("vm1")["xscontainer-hostkey"]
     keytype = {"ssh-ed25519": "ed25519"}.get(pinned.split()[0], "ecdsa")
     key = os.path.join(spec["ssh_dir"], "ssh_host_%s_key" % keytype)
+    original = {}
     for path in (key, key + ".pub"):
+        with open(path, "rb") as f:
+            original[path] = f.read()
         os.unlink(path)
     subprocess.run(["ssh-keygen", "-q", "-t", keytype, "-N", "", "-f", key], check=True)
     reboot(plugin, "vm1")  # sshd starts with the new key
+    try:
+        rekeyed(plugin, lab, vm, key, pinned)
+    finally:
+        # put the VM's own key back (later tests use the fingerprint its "console" shows)
+        for path, data in original.items():
+            with open(path, "wb") as f:
+                f.write(data)
+        reboot(plugin, "vm1")
+        plugin.call("prepare", vmuuid=vm["uuid"], username=vm["ssh"]["user"],
+                    fingerprint=vm["ssh"]["fingerprint"])
+
+
+def rekeyed(plugin, lab, vm, key, pinned):
     d = plugin.fail("get_ps", vmuuid=vm["uuid"])
     assert d[0] == "XSCONTAINER_HOSTKEY_MISMATCH" and d[1] == vm["uuid"], d
     assert d[2].startswith("SHA256:") and d[3].startswith("SHA256:") and d[2] != d[3]
     assert plugin.other_config("vm1")["xscontainer-hostkey"] == pinned  # never silently
     assert any(m["name"] == "XSCONTAINER_HOSTKEY_MISMATCH" for m in plugin.messages("vm1"))
-    res = plugin.call("prepare", vmuuid=vm["uuid"], username=vm["ssh"]["user"])
+    # prepare alone does not re-pin either: only with the fingerprint the admin checked
+    d = plugin.fail("prepare", vmuuid=vm["uuid"], username=vm["ssh"]["user"])
+    new = subprocess.run(["ssh-keygen", "-lf", key + ".pub"], stdout=subprocess.PIPE,
+                         check=True, universal_newlines=True).stdout.split()[1]
+    old = ssh_transport.fingerprint(ssh_transport.parse_pin(pinned))
+    assert d == ["XSCONTAINER_HOSTKEY_MISMATCH", vm["uuid"], old, new], d
+    res = plugin.call("prepare", vmuuid=vm["uuid"], username=vm["ssh"]["user"],
+                      fingerprint=new)
     assert '"repinned":true' in res
     assert plugin.call("get_ps", vmuuid=vm["uuid"]).startswith("True[")
 

@@ -60,7 +60,7 @@ def test_prepare_keeps_an_existing_authorized_keys_file_intact(lab, enrolled):
     with open(path, "w") as f:
         f.write(other)  # no final newline
     enrolled.call("prepare", vmuuid=vm["uuid"], username=vm["ssh"]["user"],
-                  password=vm["ssh"]["password"])
+                  password=vm["ssh"]["password"], fingerprint=vm["ssh"]["fingerprint"])
     with open(path) as f:
         assert f.read() == other + "\n" + pub + "\n"
 
