@@ -2,6 +2,7 @@
 and writing single other_config keys (never the whole map: other writers share it)."""
 import ipaddress
 import logging
+import re
 from collections import namedtuple
 
 from dom0_plugin import constants as C
@@ -86,13 +87,24 @@ def addresses(session, vm):
     return addresses_from(networks)
 
 
+# VM_guest_metrics.networks keys of the guest's own network devices: <device>/ip,
+# <device>/ipv4/<n>, <device>/ipv6/<n> (what the guest tools write; other keys are not
+# addresses of a device)
+_DEVICE_KEY = re.compile(r"\A([0-9]{1,4})/(?:ip|ipv4/([0-9]{1,4})|ipv6/([0-9]{1,4}))\Z")
+MAX_ADDRESSES = 4       # tried in turn, a few seconds each: a call stays short
+
+
 def addresses_from(networks):
     """The guest-reported addresses of VM_guest_metrics.networks (untrusted input): only
-    well-formed unicast addresses, IPv4 first, then IPv6, without duplicates."""
-    v4, v6 = [], []
-    for key in sorted(k for k in (networks or {}) if isinstance(k, str))[:64]:
+    keys of the guest's network devices, well-formed unicast addresses (never loopback,
+    link-local, multicast or unspecified), without duplicates, IPv4 first, each family in
+    device order, at most MAX_ADDRESSES."""
+    found = []
+    keys = [k for k in (networks or {}) if isinstance(k, str) and len(k) <= 32]
+    for key in keys[:256]:
+        match = _DEVICE_KEY.match(key)
         value = networks[key]
-        if not isinstance(value, str) or len(value) > 64:
+        if match is None or not isinstance(value, str) or len(value) > 64:
             continue
         try:
             ip = ipaddress.ip_address(value.strip())
@@ -100,9 +112,14 @@ def addresses_from(networks):
             continue
         if ip.is_multicast or ip.is_unspecified or ip.is_loopback or ip.is_link_local:
             continue
-        (v4 if ip.version == 4 else v6).append(str(ip))
-    seen = set()
-    return [a for a in v4 + v6 if not (a in seen or seen.add(a))]
+        order = (ip.version, int(match.group(1)), int(match.group(2) or match.group(3) or 0))
+        found.append((order, str(ip)))
+    seen, out = set(), []
+    for _, address in sorted(found):
+        if address not in seen:
+            seen.add(address)
+            out.append(address)
+    return out[:MAX_ADDRESSES]
 
 
 def post_message(session, vm_uuid, name, body, priority=3):

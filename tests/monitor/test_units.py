@@ -138,6 +138,16 @@ def test_addresses_filter_untrusted_guest_values():
     assert model.addresses(None) == []
 
 
+def test_addresses_only_of_the_guests_devices_in_order_and_a_handful():
+    nets = {"10/ip": "10.0.0.10", "2/ip": "10.0.0.3", "0/ipv6/1": "fd00::2",
+            "0/ipv6/0": "fd00::1", "0/ip": "10.0.0.2", "0/ipv4/1": "10.0.0.2",
+            "evil": "10.9.9.9", "0/ip/x": "10.9.9.8", "../0/ip": "10.9.9.7"}
+    # IPv4 first, each family in device order (10 after 2), no key but a device's own
+    assert model.addresses(nets) == ["10.0.0.2", "10.0.0.3", "10.0.0.10", "fd00::1"]
+    many = dict(("%d/ip" % n, "10.1.0.%d" % (n + 1)) for n in range(64))
+    assert model.addresses(many) == ["10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4"]
+
+
 # ---------------------------------------------------------------- container table
 
 def summary(n, **kw):
